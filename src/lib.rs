@@ -3,4 +3,7 @@
 //! The library behind the `csgis` binary: the network ([`model`]), classical operators
 //! ([`ops`]) and their shared pixel container.
 
+pub mod error;
 pub mod ops;
+
+pub use error::{Error, Result};
