@@ -4,6 +4,7 @@
 //! ([`ops`]) and their shared pixel container.
 
 pub mod error;
+pub mod infer;
 pub mod io;
 pub mod model;
 pub mod ops;
