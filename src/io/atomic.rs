@@ -25,7 +25,13 @@ pub fn write_atomic(target: &Path, bytes: &[u8], existing: Existing) -> Result<(
         _ => Path::new("."),
     };
     let io_err = |e| Error::io(target, e);
-    let mut tmp = tempfile::Builder::new().prefix(".csgis-").suffix(".tmp").tempfile_in(dir).map_err(io_err)?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".csgis-").suffix(".tmp");
+    // Temporary files are private (0600) by default; the output should get the usual
+    // permissions (0666 minus the umask), as if it had been created directly.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut tmp = builder.tempfile_in(dir).map_err(io_err)?;
     tmp.write_all(bytes).map_err(io_err)?;
     tmp.as_file().sync_all().map_err(io_err)?;
     match existing {

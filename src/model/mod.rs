@@ -5,11 +5,13 @@
 //! the architecture ([`NetConfig`]) from them.
 
 mod csgis;
+mod embedded;
 mod layers;
 mod rhdc;
 pub mod weights;
 
 pub use csgis::CsgisNet;
+pub use embedded::EMBEDDED_WEIGHTS;
 pub use layers::{conv3x3, Activation, ConvBn};
 pub use rhdc::Rhdc;
 pub use weights::{load_weights, load_weights_file, LoadedModel};
