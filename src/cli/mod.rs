@@ -3,6 +3,7 @@
 //! clap types live only here; each subcommand's arguments resolve into library types.
 
 mod batch;
+pub mod man;
 mod progress;
 pub mod report;
 pub mod smooth;
