@@ -1,12 +1,14 @@
 //! csgis: CSGIS-Net structure-preserving image smoothing.
 //!
-//! The library behind the `csgis` binary: the network ([`model`]), classical operators
-//! ([`ops`]) and their shared pixel container.
+//! The library behind the `csgis` binary: the network ([`model`]) and its inference
+//! ([`infer`]), image I/O ([`io`]), classical operators ([`ops`]), metrics ([`metrics`]) and
+//! the command line ([`cli`]).
 
 pub mod cli;
 pub mod error;
 pub mod infer;
 pub mod io;
+pub mod metrics;
 pub mod model;
 pub mod ops;
 
