@@ -200,3 +200,35 @@ fn without_embedded_weights_the_error_says_so() {
     assert_exit(&o, 2);
     assert!(stderr(&o).contains("--weights"), "{}", stderr(&o));
 }
+
+#[test]
+fn classical_methods_share_the_batch_cli() {
+    let env = TestEnv::new();
+    env.write_rgb("a.png", 40, 30);
+    for m in ["bilateral", "guided", "rgf", "l0", "rtv", "wls", "ils", "sdf"] {
+        let o = env.run(&["smooth", "--method", m, "a.png", "-o", m], None);
+        assert_exit(&o, 0);
+        assert!(env.path(&format!("{m}/a.png")).exists(), "{m}");
+    }
+    let o = env.run(&["smooth", "--method", "rtv", "--kappa", "2", "a.png", "-o", "x"], None);
+    assert_exit(&o, 2);
+    assert!(stderr(&o).contains("--kappa does not apply to --method rtv"), "{}", stderr(&o));
+}
+
+#[test]
+fn eval_prints_json_lines_and_a_summary() {
+    let env = TestEnv::new();
+    env.write_rgb("gt/a.png", 30, 20);
+    env.write_rgb("gt/b.png", 25, 25);
+    env.write_rgb("pred/a.png", 30, 20);
+    std::fs::copy(env.path("gt/b.png"), env.path("pred/b.png")).unwrap();
+    let o = env.run(&["eval", "--pred", "pred", "--gt", "gt", "--json"], None);
+    assert_exit(&o, 0);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[2]["count"], 2);
+    assert!((lines[1]["ssim"].as_f64().unwrap() - 1.0).abs() < 1e-9);
+    let o = env.run(&["eval", "--input", "pred", "--gt", "gt", "--method", "guided", "--sweep", "--json"], None);
+    assert_exit(&o, 0);
+}

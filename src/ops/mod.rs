@@ -14,8 +14,10 @@
 //!
 //! Border rules follow OpenCV's names ([`Border`]).
 
+mod method;
 mod planes;
 
+pub use method::Method;
 pub use planes::Planes;
 
 // Local filters (box, bilateral, guided, rolling guidance) and L0.
