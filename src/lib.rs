@@ -7,5 +7,6 @@ pub mod error;
 pub mod io;
 pub mod model;
 pub mod ops;
+pub mod pth;
 
 pub use error::{Error, Result};
