@@ -11,5 +11,6 @@ pub mod io;
 pub mod metrics;
 pub mod model;
 pub mod ops;
+pub mod pth;
 
 pub use error::{Error, Result};
