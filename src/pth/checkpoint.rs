@@ -137,7 +137,7 @@ fn detect(bytes: &[u8]) -> Result<CheckpointFormat, Reason> {
 }
 
 /// A safetensors file starts with a little-endian u64 header length, then a JSON object.
-pub(crate) fn looks_like_safetensors(bytes: &[u8]) -> bool {
+fn looks_like_safetensors(bytes: &[u8]) -> bool {
     let Some(len) = bytes.get(..8) else { return false };
     let mut n = [0; 8];
     n.copy_from_slice(len);
