@@ -232,3 +232,24 @@ fn eval_prints_json_lines_and_a_summary() {
     let o = env.run(&["eval", "--input", "pred", "--gt", "gt", "--method", "guided", "--sweep", "--json"], None);
     assert_exit(&o, 0);
 }
+
+#[test]
+fn converted_checkpoints_run_like_the_safetensors() {
+    let env = TestEnv::new();
+    env.write_rgb("a.png", 26, 18);
+    assert_exit(&env.smooth(&["a.png", "-o", "ref"], None), 0);
+    let reference = std::fs::read(env.path("ref/a.png")).unwrap();
+    for ckpt in ["checkpoint.pth", "checkpoint-legacy.pth"] {
+        let src = util::fixture(&format!("jess-w8-n1/{ckpt}"));
+        let o = env.run(&["convert", src.to_str().unwrap(), "-o", "w.safetensors"], None);
+        assert_exit(&o, 0);
+        assert!(stderr(&o).contains("N = 1, C = 8"), "{}", stderr(&o));
+        let o = env.run(&["smooth", "--weights", "w.safetensors", "a.png", "-o", ckpt], None);
+        assert_exit(&o, 0);
+        assert_eq!(std::fs::read(env.path(&format!("{ckpt}/a.png"))).unwrap(), reference, "{ckpt}");
+    }
+    std::fs::write(env.path("junk.pth"), b"not a checkpoint").unwrap();
+    let o = env.run(&["convert", "junk.pth", "-o", "j.safetensors"], None);
+    assert_exit(&o, 2);
+    assert!(stderr(&o).contains("junk.pth"), "{}", stderr(&o));
+}

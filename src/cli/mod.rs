@@ -3,6 +3,7 @@
 //! clap types live only here; each subcommand's arguments resolve into library types.
 
 mod batch;
+pub mod convert;
 pub mod eval;
 pub mod man;
 pub mod method_args;
@@ -47,6 +48,8 @@ pub enum Command {
     Smooth(SmoothArgs),
     /// Score predictions against ground truth (PSNR, SSIM), or run a method and score it.
     Eval(eval::EvalArgs),
+    /// Convert an authors' PyTorch checkpoint (.pth, zip or legacy) to safetensors.
+    Convert(convert::ConvertArgs),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -73,6 +76,10 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
                 build_engine(method, args.weights.as_ref(), &device, DType::F32, Tiling::Auto { budget: auto_budget() }, None)
             };
             eval::run_eval(&args, &engine_for)?;
+            Ok(Status::Success)
+        }
+        Command::Convert(args) => {
+            convert::run_convert(&args, cli.quiet)?;
             Ok(Status::Success)
         }
         Command::Completions { shell } => {
