@@ -5,5 +5,6 @@
 
 pub mod error;
 pub mod ops;
+pub mod train;
 
 pub use error::{Error, Result};
