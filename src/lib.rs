@@ -4,6 +4,7 @@
 //! ([`ops`]) and their shared pixel container.
 
 pub mod error;
+pub mod metrics;
 pub mod ops;
 pub mod train;
 
