@@ -134,6 +134,27 @@ mod tests {
         Ok(())
     }
 
+    fn fixture(name: &str) -> crate::ops::Planes {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/metrics").join(name);
+        let img = image::open(&path).expect("metrics fixture").to_rgb16();
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        crate::ops::Planes::from_fn(3, h, w, |c, y, x| f32::from(img.get_pixel(x as u32, y as u32)[c]) / 65535.0)
+    }
+
+    #[test]
+    fn agrees_with_the_metrics_module_on_a_real_image() -> Result<()> {
+        let a = fixture("astronaut_96x96__blur1_noise002_a.png");
+        let b = fixture("astronaut_96x96__blur1_noise002_b.png");
+        let want = crate::metrics::ssim(&a, &b);
+        let to_t = |p: &crate::ops::Planes| Tensor::from_vec(p.data.clone(), (1, p.c, p.h, p.w), &candle_core::Device::Cpu);
+        let (ta, tb) = (to_t(&a)?, to_t(&b)?);
+        let got32 = f64::from(ssim(&ta, &tb)?.to_scalar::<f32>()?);
+        let got64 = ssim(&ta.to_dtype(candle_core::DType::F64)?, &tb.to_dtype(candle_core::DType::F64)?)?.to_scalar::<f64>()?;
+        assert!((got64 - want).abs() < 1e-5, "{got64} vs metrics {want}");
+        assert!((got32 - want).abs() < 1e-5, "{got32} (f32) vs metrics {want}");
+        Ok(())
+    }
+
     #[test]
     fn gradients_both_inputs() -> Result<()> {
         let x = rand_f64(&[1, 2, 6, 7], 3)?;
