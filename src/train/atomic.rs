@@ -32,10 +32,8 @@ pub(crate) fn write_safetensors(
         named.push((k, t.to_device(&candle_core::Device::Cpu)?.contiguous()?));
     }
     named.sort_by(|a, b| a.0.cmp(b.0));
-    let bytes = safetensors::serialize(named, metadata).map_err(|e| Error::Weights {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+    let bytes = safetensors::serialize(named, metadata)
+        .map_err(|e| Error::Weights { path: path.to_path_buf(), reason: e.to_string() })?;
     write_atomic(path, &bytes)
 }
 

@@ -30,7 +30,13 @@ where
 }
 
 /// Like [`assert_grad_ok`], checking at most `max_elems` elements spread over `x`, with step `eps`.
-pub fn assert_grad_ok_subset<F>(x: &Tensor, f: F, seed: u64, max_elems: usize, eps: f64) -> Result<()>
+pub fn assert_grad_ok_subset<F>(
+    x: &Tensor,
+    f: F,
+    seed: u64,
+    max_elems: usize,
+    eps: f64,
+) -> Result<()>
 where
     F: Fn(&Tensor) -> Result<Tensor>,
 {

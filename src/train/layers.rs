@@ -21,21 +21,14 @@ use candle_core::{DType, Device, Result, Tensor, D};
 pub fn max_pool2x2(xs: &Tensor) -> Result<Tensor> {
     let (n, c, h, w) = xs.dims4()?;
     let (ho, wo) = (h / 2, w / 2);
-    trim_even(xs, h, w)?
-        .reshape((n, c, ho, 2, wo, 2))?
-        .max(5)?
-        .max(3)
+    trim_even(xs, h, w)?.reshape((n, c, ho, 2, wo, 2))?.max(5)?.max(3)
 }
 
 /// 2×2 average pooling with stride 2 (floor mode) on `(N, C, H, W)`.
 pub fn avg_pool2x2(xs: &Tensor) -> Result<Tensor> {
     let (n, c, h, w) = xs.dims4()?;
     let (ho, wo) = (h / 2, w / 2);
-    trim_even(xs, h, w)?
-        .reshape((n, c, ho, 2, wo, 2))?
-        .sum(5)?
-        .sum(3)?
-        .affine(0.25, 0.)
+    trim_even(xs, h, w)?.reshape((n, c, ho, 2, wo, 2))?.sum(5)?.sum(3)?.affine(0.25, 0.)
 }
 
 fn trim_even(xs: &Tensor, h: usize, w: usize) -> Result<Tensor> {
@@ -135,7 +128,12 @@ pub fn conv2d_strided(
 ///
 /// Same result as `conv2d(xs, weight, padding 0, stride, dilation, groups = C)`, which candle
 /// runs as C separate convolutions plus a concatenation. Stride 2 subsamples the stride-1 result.
-pub fn depthwise_conv3x3(xs: &Tensor, weight: &Tensor, stride: usize, dilation: usize) -> Result<Tensor> {
+pub fn depthwise_conv3x3(
+    xs: &Tensor,
+    weight: &Tensor,
+    stride: usize,
+    dilation: usize,
+) -> Result<Tensor> {
     let (n, c, h, w) = xs.dims4()?;
     let span = 2 * dilation;
     if weight.dims4()? != (c, 1, 3, 3) || h <= span || w <= span || !(1..=2).contains(&stride) {
@@ -165,10 +163,7 @@ pub fn depthwise_conv3x3(xs: &Tensor, weight: &Tensor, stride: usize, dilation: 
     // Keep rows/columns 0, 2, 4, ...: pad to even, split each axis in pairs, keep the first.
     let out = out.pad_with_zeros(2, 0, ho % 2)?.pad_with_zeros(3, 0, wo % 2)?;
     let (hs, ws) = (ho.div_ceil(2), wo.div_ceil(2));
-    out.reshape((n, c, hs, 2, ws, 2))?
-        .narrow(5, 0, 1)?
-        .narrow(3, 0, 1)?
-        .reshape((n, c, hs, ws))
+    out.reshape((n, c, hs, 2, ws, 2))?.narrow(5, 0, 1)?.narrow(3, 0, 1)?.reshape((n, c, hs, ws))
 }
 
 /// Zero-pads the last two dimensions of `(N, C, H, W)`: `top`/`bottom` rows, `left`/`right` columns.
@@ -256,8 +251,15 @@ mod tests {
     fn softplus_is_stable_and_correct() -> Result<()> {
         let z = Tensor::new(&[-1000f64, -40., -1., 0., 1., 40., 1000.], &Device::Cpu)?;
         let sp = softplus(&z)?.to_vec1::<f64>()?;
-        let want = [0.0, (-40f64).exp().ln_1p(), (-1f64).exp().ln_1p(), 2f64.ln(),
-            1f64.exp().ln_1p(), 40.0 + (-40f64).exp().ln_1p(), 1000.0];
+        let want = [
+            0.0,
+            (-40f64).exp().ln_1p(),
+            (-1f64).exp().ln_1p(),
+            2f64.ln(),
+            1f64.exp().ln_1p(),
+            40.0 + (-40f64).exp().ln_1p(),
+            1000.0,
+        ];
         for (a, b) in sp.iter().zip(want) {
             assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{sp:?}");
         }

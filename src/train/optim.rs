@@ -57,7 +57,9 @@ pub struct Adam {
 const STEP_KEY: &str = "adam.step";
 
 fn is_running_stat(name: &str) -> bool {
-    name.ends_with("running_mean") || name.ends_with("running_var") || name.ends_with("num_batches_tracked")
+    name.ends_with("running_mean")
+        || name.ends_with("running_var")
+        || name.ends_with("num_batches_tracked")
 }
 
 impl Adam {
@@ -154,7 +156,11 @@ impl Adam {
                 .get(key)
                 .ok_or_else(|| candle_core::Error::Msg(format!("optimizer state lacks {key}")))?;
             if t.dims() != like.dims() {
-                candle_core::bail!("optimizer state {key}: shape {:?}, expected {:?}", t.shape(), like.shape())
+                candle_core::bail!(
+                    "optimizer state {key}: shape {:?}, expected {:?}",
+                    t.shape(),
+                    like.shape()
+                )
             }
             t.to_dtype(like.dtype())?.to_device(like.device())
         };
@@ -166,7 +172,10 @@ impl Adam {
             .to_vec1::<i64>()?;
         let mut restored = Vec::with_capacity(self.slots.len());
         for s in &self.slots {
-            restored.push((get(&format!("adam.m.{}", s.name), &s.m)?, get(&format!("adam.v.{}", s.name), &s.v)?));
+            restored.push((
+                get(&format!("adam.m.{}", s.name), &s.m)?,
+                get(&format!("adam.v.{}", s.name), &s.v)?,
+            ));
         }
         for (s, (m, v)) in self.slots.iter_mut().zip(restored) {
             s.m = m;
@@ -184,9 +193,8 @@ impl Adam {
     /// Reads state written by [`Adam::save`] into this optimizer (same variable names/shapes).
     pub fn load(&mut self, path: &Path) -> crate::Result<()> {
         let dev = self.slots.first().map(|s| s.var.device().clone()).unwrap_or(Device::Cpu);
-        let state = candle_core::safetensors::load(path, &dev).map_err(|e| crate::Error::Checkpoint {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
+        let state = candle_core::safetensors::load(path, &dev).map_err(|e| {
+            crate::Error::Checkpoint { path: path.to_path_buf(), reason: e.to_string() }
         })?;
         self.load_state(&state).map_err(|e| crate::Error::Checkpoint {
             path: path.to_path_buf(),
@@ -234,7 +242,9 @@ impl LrSchedule {
     /// The learning rate for 0-based `epoch`.
     pub fn lr(&self, epoch: usize) -> f64 {
         match self {
-            Self::Step { base, step_size, gamma } => base * gamma.powi((epoch / (*step_size).max(1)) as i32),
+            Self::Step { base, step_size, gamma } => {
+                base * gamma.powi((epoch / (*step_size).max(1)) as i32)
+            }
             Self::MultiStep { base, milestones, gamma } => {
                 base * gamma.powi(milestones.iter().filter(|&&m| m <= epoch).count() as i32)
             }
@@ -303,7 +313,10 @@ mod tests {
         assert_eq!(b.step_count(), 3);
         b.step(&quadratic_grads(&xb, &target)?)?;
         let (va, vb) = (xa.as_tensor().to_vec1::<f32>()?, xb.as_tensor().to_vec1::<f32>()?);
-        assert_eq!(va.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), vb.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+        assert_eq!(
+            va.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            vb.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
         // A fresh optimizer (no load) would diverge: moments matter.
         let (xc, mut c) = make()?;
         xc.set(&snapshot)?;

@@ -138,8 +138,20 @@ mod tests {
         let vb = VarBuilder::from_varmap(&map, DType::F64, &Device::Cpu);
         for &(b, c, cin, cout) in &LAYERS {
             let init = Init::Randn { mean: 0.0, stdev: (2.0 / (9 * cin) as f64).sqrt() };
-            map.get((cout, cin, 3, 3), &format!("block{b}_conv{c}.weight"), init, DType::F64, &Device::Cpu)?;
-            map.get(cout, &format!("block{b}_conv{c}.bias"), Init::Const(0.1), DType::F64, &Device::Cpu)?;
+            map.get(
+                (cout, cin, 3, 3),
+                &format!("block{b}_conv{c}.weight"),
+                init,
+                DType::F64,
+                &Device::Cpu,
+            )?;
+            map.get(
+                cout,
+                &format!("block{b}_conv{c}.bias"),
+                Init::Const(0.1),
+                DType::F64,
+                &Device::Cpu,
+            )?;
         }
         Vgg16Features::new(vb, depth)
     }
@@ -175,7 +187,8 @@ mod tests {
 
     #[test]
     fn loads_the_shared_weights() -> crate::Result<()> {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/weights/vgg16_imagenet_features.safetensors");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/weights/vgg16_imagenet_features.safetensors");
         if !path.exists() {
             eprintln!("skipped: {} absent", path.display());
             return Ok(());

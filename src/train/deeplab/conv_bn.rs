@@ -59,7 +59,13 @@ pub struct ConvBn {
 
 impl ConvBn {
     /// Loads or creates the layer under `vb` (conv at `vb.pp(conv_key)`, BN at `vb.pp(bn_key)`).
-    pub fn new(spec: ConvSpec, act: Act, vb: VarBuilder, conv_key: &str, bn_key: &str) -> Result<Self> {
+    pub fn new(
+        spec: ConvSpec,
+        act: Act,
+        vb: VarBuilder,
+        conv_key: &str,
+        bn_key: &str,
+    ) -> Result<Self> {
         let cin_per_group = if spec.depthwise { 1 } else { spec.cin };
         if spec.depthwise && (spec.cin != spec.cout || spec.kernel != 3) {
             candle_core::bail!("depthwise conv needs cin == cout and k = 3, got {spec:?}")

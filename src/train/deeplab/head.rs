@@ -25,7 +25,13 @@ pub struct Aspp {
 
 impl Aspp {
     /// ASPP with the given dilation `rates` (6/12/18 at output stride 16, 12/24/36 at 8).
-    pub fn new(cin: usize, out: usize, rates: [usize; 3], dropout: f32, vb: VarBuilder) -> Result<Self> {
+    pub fn new(
+        cin: usize,
+        out: usize,
+        rates: [usize; 3],
+        dropout: f32,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         let convs = vb.pp("convs");
         let mut branches = vec![ConvBn::seq(ConvSpec::dense(cin, out, 1), Act::Relu, convs.pp(0))?];
         for (i, &r) in rates.iter().enumerate() {
@@ -93,10 +99,16 @@ pub struct HeadSpec {
 impl DeepLabHead {
     /// Builds the head under `vb` (VainF's `classifier.*`).
     pub fn new(spec: &HeadSpec, vb: VarBuilder) -> Result<Self> {
-        let project = ConvBn::seq(ConvSpec::dense(spec.low_channels, spec.low_proj, 1), Act::Relu, vb.pp("project"))?;
-        let aspp = Aspp::new(spec.high_channels, spec.aspp, spec.rates, spec.dropout, vb.pp("aspp"))?;
+        let project = ConvBn::seq(
+            ConvSpec::dense(spec.low_channels, spec.low_proj, 1),
+            Act::Relu,
+            vb.pp("project"),
+        )?;
+        let aspp =
+            Aspp::new(spec.high_channels, spec.aspp, spec.rates, spec.dropout, vb.pp("aspp"))?;
         let head = vb.pp("classifier");
-        let fuse_spec = ConvSpec { padding: 1, ..ConvSpec::dense(spec.low_proj + spec.aspp, spec.aspp, 3) };
+        let fuse_spec =
+            ConvSpec { padding: 1, ..ConvSpec::dense(spec.low_proj + spec.aspp, spec.aspp, 3) };
         let fuse = ConvBn::seq(fuse_spec, Act::Relu, head.clone())?;
         let cls = head.pp(3);
         let classifier_w = cls.get_with_hints(
@@ -104,12 +116,18 @@ impl DeepLabHead {
             "weight",
             candle_nn::init::DEFAULT_KAIMING_NORMAL,
         )?;
-        let classifier_b = cls.get_with_hints(spec.num_classes, "bias", candle_nn::Init::Const(0.0))?;
+        let classifier_b =
+            cls.get_with_hints(spec.num_classes, "bias", candle_nn::Init::Const(0.0))?;
         Ok(Self { project, aspp, fuse, classifier_w, classifier_b })
     }
 
     /// Stride-4 class logits from the low-level and high-level features.
-    pub fn forward_t(&self, low_level: &Tensor, high_level: &Tensor, train: bool) -> Result<Tensor> {
+    pub fn forward_t(
+        &self,
+        low_level: &Tensor,
+        high_level: &Tensor,
+        train: bool,
+    ) -> Result<Tensor> {
         let low = self.project.forward_t(low_level, train)?;
         let (_, _, h, w) = low.dims4()?;
         let high = bilinear_resize(&self.aspp.forward_t(high_level, train)?, h, w)?;

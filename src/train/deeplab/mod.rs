@@ -61,14 +61,28 @@ pub struct DeepLabConfig {
 impl Default for DeepLabConfig {
     /// `deeplabv3plus_mobilenet`, 21 classes, output stride 16.
     fn default() -> Self {
-        Self { num_classes: 21, output_stride: 16, width_mult: 1.0, aspp_channels: 256, low_level_proj: 48, dropout: 0.1 }
+        Self {
+            num_classes: 21,
+            output_stride: 16,
+            width_mult: 1.0,
+            aspp_channels: 256,
+            low_level_proj: 48,
+            dropout: 0.1,
+        }
     }
 }
 
 impl DeepLabConfig {
     /// A small network with the same topology, for tests.
     pub fn tiny(num_classes: usize) -> Self {
-        Self { num_classes, output_stride: 16, width_mult: 0.25, aspp_channels: 8, low_level_proj: 4, dropout: 0.0 }
+        Self {
+            num_classes,
+            output_stride: 16,
+            width_mult: 0.25,
+            aspp_channels: 8,
+            low_level_proj: 4,
+            dropout: 0.0,
+        }
     }
 
     fn aspp_rates(&self) -> [usize; 3] {
@@ -104,9 +118,17 @@ impl DeepLabV3Plus {
     }
 
     /// Loads frozen weights from a safetensors file with VainF's key names.
-    pub fn load(path: &Path, cfg: &DeepLabConfig, dtype: DType, dev: &Device) -> crate::Result<Self> {
+    pub fn load(
+        path: &Path,
+        cfg: &DeepLabConfig,
+        dtype: DType,
+        dev: &Device,
+    ) -> crate::Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| crate::Error::io(path, e))?;
-        let err = |e: candle_core::Error| crate::Error::Weights { path: path.to_path_buf(), reason: e.to_string() };
+        let err = |e: candle_core::Error| crate::Error::Weights {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        };
         let vb = VarBuilder::from_buffered_safetensors(bytes, dtype, dev).map_err(err)?;
         Self::new(cfg, vb).map_err(err)
     }

@@ -174,10 +174,15 @@ mod tests {
         assert!((triplet(&d(0.5)?, &d(0.4)?, 0.3)?.to_scalar::<f64>()? - 0.4).abs() < 1e-12);
         let a = rand_f64(&[2, 3, 4, 4], 1)?;
         let b = rand_f64(&[2, 3, 4, 4], 2)?;
-        assert_eq!(gram_distance(&[a.clone()], &[a.clone()])?.to_scalar::<f64>()?, 0.0);
+        assert_eq!(
+            gram_distance(std::slice::from_ref(&a), std::slice::from_ref(&a))?
+                .to_scalar::<f64>()?,
+            0.0
+        );
         let gd = grey_distance(&a, &b)?.to_scalar::<f64>()?;
         assert!(gd > 0.0);
-        let cm = channel_mean_distance(&[a.clone(), a.clone()], &[b.clone(), b])?.to_scalar::<f64>()?;
+        let cm =
+            channel_mean_distance(&[a.clone(), a.clone()], &[b.clone(), b])?.to_scalar::<f64>()?;
         assert!(cm > 0.0);
         Ok(())
     }
@@ -185,7 +190,12 @@ mod tests {
     fn tiny_vgg() -> Result<Vgg16Features> {
         let map = VarMap::new();
         let dev = Device::Cpu;
-        for (name, cin, cout) in [("block1_conv1", 3, 64), ("block1_conv2", 64, 64), ("block2_conv1", 64, 128), ("block2_conv2", 128, 128)] {
+        for (name, cin, cout) in [
+            ("block1_conv1", 3, 64),
+            ("block1_conv2", 64, 64),
+            ("block2_conv1", 64, 128),
+            ("block2_conv2", 128, 128),
+        ] {
             let init = Init::Randn { mean: 0.0, stdev: 0.01 / (cin as f64).sqrt() };
             map.get((cout, cin, 3, 3), &format!("{name}.weight"), init, DType::F64, &dev)?;
             map.get(cout, &format!("{name}.bias"), Init::Const(0.01), DType::F64, &dev)?;
@@ -204,7 +214,8 @@ mod tests {
             let cfg = |m: f64| ContrastConfig { gram_margin: m, mean_margin: m, mean_space: space };
             let loss = |s: &Tensor, m: f64| contrastive_loss(&vgg, s, &gt, &[&ob, &ov], &cfg(m));
             // All four hinges (2 negatives x 2 terms) active: raising the margins by 1 adds 4.
-            let (l1, l2) = (loss(&s1, 1.0)?.to_scalar::<f64>()?, loss(&s1, 2.0)?.to_scalar::<f64>()?);
+            let (l1, l2) =
+                (loss(&s1, 1.0)?.to_scalar::<f64>()?, loss(&s1, 2.0)?.to_scalar::<f64>()?);
             assert!((l2 - l1 - 4.0).abs() < 1e-9, "{l1} {l2}");
             assert_grad_ok(&s1, |s| loss(s, 1.0)?.reshape(1), 6)?;
         }

@@ -21,14 +21,19 @@ fn check(s: &Tensor, edge: &Tensor) -> Result<(usize, usize, usize, usize)> {
     let (n, c, h, w) = s.dims4()?;
     let (en, ec, eh, ew) = edge.dims4()?;
     if en != n || ec != 1 || eh != h || ew != w || h < 2 || w < 2 {
-        candle_core::bail!("dtv: image {:?} needs a (N, 1, H, W) edge map, got {:?}", s.shape(), edge.shape())
+        candle_core::bail!(
+            "dtv: image {:?} needs a (N, 1, H, W) edge map, got {:?}",
+            s.shape(),
+            edge.shape()
+        )
     }
     Ok((n, c, h, w))
 }
 
 /// `Σ mask·v / Σ mask` over broadcast `(N, C, H, W)` values, 0 when the mask is empty.
 fn masked_mean(v: &Tensor, mask: &Tensor, channels: usize) -> Result<Tensor> {
-    let count = mask.sum_all()?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()? * channels as f64;
+    let count =
+        mask.sum_all()?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()? * channels as f64;
     let total = v.broadcast_mul(mask)?.sum_all()?;
     if count == 0.0 {
         total.zeros_like()

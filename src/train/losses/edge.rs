@@ -65,10 +65,7 @@ mod tests {
         let z = ((rand_f64(&[2, 1, 3, 4], 1)? - 0.5)? * 8.0)?;
         let t = rand_f64(&[2, 1, 3, 4], 2)?.gt(0.7)?.to_dtype(DType::F64)?;
         let got = edge_loss(&z, &t)?.to_scalar::<f64>()?;
-        let want = naive(
-            &z.flatten_all()?.to_vec1::<f64>()?,
-            &t.flatten_all()?.to_vec1::<f64>()?,
-        );
+        let want = naive(&z.flatten_all()?.to_vec1::<f64>()?, &t.flatten_all()?.to_vec1::<f64>()?);
         assert!((got - want).abs() < 1e-10 * want.abs(), "{got} vs {want}");
         Ok(())
     }

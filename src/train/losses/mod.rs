@@ -123,7 +123,8 @@ mod tests {
     #[test]
     fn total_applies_eq11_weights() -> Result<()> {
         let s = |v: f64| Tensor::new(v, &Device::Cpu).ok();
-        let terms = LossTerms { edge: s(1000.0), re: s(2.0), dtv: s(3.0), contrastive: None, seg: s(0.5) };
+        let terms =
+            LossTerms { edge: s(1000.0), re: s(2.0), dtv: s(3.0), contrastive: None, seg: s(0.5) };
         let paper = LossWeights::default().total(&terms)?.to_scalar::<f64>()?;
         assert!((paper - (1.0 + 2.0 + 3.0 + 0.5)).abs() < 1e-12);
         let code = LossWeights::reference_code().total(&terms)?.to_scalar::<f64>()?;

@@ -20,7 +20,11 @@ pub const IGNORE_INDEX: u32 = 255;
 pub fn seg_loss(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
     let (n, c, h, w) = logits.dims4()?;
     if labels.dims() != [n, h, w] {
-        candle_core::bail!("seg_loss: logits {:?} need labels (N, H, W), got {:?}", logits.shape(), labels.shape())
+        candle_core::bail!(
+            "seg_loss: logits {:?} need labels (N, H, W), got {:?}",
+            logits.shape(),
+            labels.shape()
+        )
     }
     let labels = labels.to_dtype(DType::U32)?;
     let keep = labels.ne(IGNORE_INDEX)?;

@@ -21,9 +21,8 @@ pub const SSIM_C2: f64 = 0.03 * 0.03;
 /// The normalised 1-D Gaussian `exp(−(i − size/2)² / 2σ²) / Σ` for `i = 0..size`.
 pub fn gaussian_window(size: usize, sigma: f64) -> Vec<f64> {
     let centre = (size / 2) as f64;
-    let g: Vec<f64> = (0..size)
-        .map(|i| (-((i as f64 - centre).powi(2)) / (2.0 * sigma * sigma)).exp())
-        .collect();
+    let g: Vec<f64> =
+        (0..size).map(|i| (-((i as f64 - centre).powi(2)) / (2.0 * sigma * sigma)).exp()).collect();
     let sum: f64 = g.iter().sum();
     g.into_iter().map(|v| v / sum).collect()
 }
@@ -91,7 +90,8 @@ mod tests {
                     for a in 0..11isize {
                         for b in 0..11isize {
                             let wgt = g[a as usize] * g[b as usize];
-                            let (vx, vy) = (at(x, p, i + a - 5, j + b - 5), at(y, p, i + a - 5, j + b - 5));
+                            let (vx, vy) =
+                                (at(x, p, i + a - 5, j + b - 5), at(y, p, i + a - 5, j + b - 5));
                             mx += wgt * vx;
                             my += wgt * vy;
                             xx += wgt * vx * vx;
@@ -135,10 +135,13 @@ mod tests {
     }
 
     fn fixture(name: &str) -> crate::ops::Planes {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/metrics").join(name);
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/metrics").join(name);
         let img = image::open(&path).expect("metrics fixture").to_rgb16();
         let (w, h) = (img.width() as usize, img.height() as usize);
-        crate::ops::Planes::from_fn(3, h, w, |c, y, x| f32::from(img.get_pixel(x as u32, y as u32)[c]) / 65535.0)
+        crate::ops::Planes::from_fn(3, h, w, |c, y, x| {
+            f32::from(img.get_pixel(x as u32, y as u32)[c]) / 65535.0
+        })
     }
 
     #[test]
@@ -146,10 +149,14 @@ mod tests {
         let a = fixture("astronaut_96x96__blur1_noise002_a.png");
         let b = fixture("astronaut_96x96__blur1_noise002_b.png");
         let want = crate::metrics::ssim(&a, &b);
-        let to_t = |p: &crate::ops::Planes| Tensor::from_vec(p.data.clone(), (1, p.c, p.h, p.w), &candle_core::Device::Cpu);
+        let to_t = |p: &crate::ops::Planes| {
+            Tensor::from_vec(p.data.clone(), (1, p.c, p.h, p.w), &candle_core::Device::Cpu)
+        };
         let (ta, tb) = (to_t(&a)?, to_t(&b)?);
         let got32 = f64::from(ssim(&ta, &tb)?.to_scalar::<f32>()?);
-        let got64 = ssim(&ta.to_dtype(candle_core::DType::F64)?, &tb.to_dtype(candle_core::DType::F64)?)?.to_scalar::<f64>()?;
+        let got64 =
+            ssim(&ta.to_dtype(candle_core::DType::F64)?, &tb.to_dtype(candle_core::DType::F64)?)?
+                .to_scalar::<f64>()?;
         assert!((got64 - want).abs() < 1e-5, "{got64} vs metrics {want}");
         assert!((got32 - want).abs() < 1e-5, "{got32} (f32) vs metrics {want}");
         Ok(())

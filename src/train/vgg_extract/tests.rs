@@ -58,8 +58,13 @@ fn model(spec: &[(usize, usize, usize, usize)], hwio: bool, raw: bool) -> Vec<u8
     field_bytes(1, &node_proto("input_relu", "Relu", &["input"]), &mut graph);
     for &(b, c, cin, cout) in spec {
         let base = format!("functional_1/block{b}_conv{c}_1");
-        let (w, bias) = (format!("{base}/convolution/ReadVariableOp:0"), format!("{base}/Squeeze:0"));
-        field_bytes(1, &node_proto(&format!("{base}/BiasAdd"), "Conv", &["x", &w, &bias]), &mut graph);
+        let (w, bias) =
+            (format!("{base}/convolution/ReadVariableOp:0"), format!("{base}/Squeeze:0"));
+        field_bytes(
+            1,
+            &node_proto(&format!("{base}/BiasAdd"), "Conv", &["x", &w, &bias]),
+            &mut graph,
+        );
         let value = |o: usize, i: usize, h: usize, x: usize| -> f32 {
             if (b, c, o, i, h, x) == (1, 1, 0, 0, 0, 0) {
                 PROBE_W
@@ -91,7 +96,8 @@ fn model(spec: &[(usize, usize, usize, usize)], hwio: bool, raw: bool) -> Vec<u8
         }
         let dims = if hwio { [3, 3, cin, cout] } else { [cout, cin, 3, 3] };
         field_bytes(5, &tensor_proto(&w, &dims, &vals, raw), &mut graph);
-        let bias_vals: Vec<f32> = (0..cout).map(|o| PROBE_B.get(o).copied().unwrap_or(o as f32)).collect();
+        let bias_vals: Vec<f32> =
+            (0..cout).map(|o| PROBE_B.get(o).copied().unwrap_or(o as f32)).collect();
         field_bytes(5, &tensor_proto(&bias, &[cout], &bias_vals, raw), &mut graph);
     }
     let mut m = Vec::new();
@@ -103,7 +109,10 @@ fn model(spec: &[(usize, usize, usize, usize)], hwio: bool, raw: bool) -> Vec<u8
 
 const TINY: [(usize, usize, usize, usize); 3] = [(1, 1, 3, 4), (1, 2, 4, 4), (2, 1, 4, 8)];
 
-fn run(bytes: &[u8], sha: Option<&str>) -> Result<(ExtractReport, HashMap<String, Tensor>, tempfile::TempDir)> {
+fn run(
+    bytes: &[u8],
+    sha: Option<&str>,
+) -> Result<(ExtractReport, HashMap<String, Tensor>, tempfile::TempDir)> {
     let dir = tempfile::tempdir().map_err(|e| Error::io("tmp", e))?;
     let out = dir.path().join("vgg.safetensors");
     let report = extract(bytes, sha, &TINY, Path::new("synthetic.onnx"), &out)?;
@@ -145,7 +154,9 @@ fn checks_the_hash() -> Result<()> {
 #[test]
 fn rejects_incomplete_or_corrupt_models() {
     let partial = model(&TINY[..2], false, true);
-    assert!(matches!(run(&partial, None), Err(Error::Weights { reason, .. }) if reason.contains("block2_conv1")));
+    assert!(
+        matches!(run(&partial, None), Err(Error::Weights { reason, .. }) if reason.contains("block2_conv1"))
+    );
     let full = model(&TINY, false, true);
     assert!(run(&full[..full.len() - 3], None).is_err());
     assert_eq!(block_conv("functional_1/block4_conv3_1/BiasAdd"), Some((4, 3)));
@@ -169,20 +180,23 @@ fn real_wheel_matches_the_safety_copy() -> Result<()> {
     for (got, want) in bias.iter().zip(PROBE_B) {
         assert!((got - want).abs() <= 1e-8, "{bias:?}");
     }
-    let safety = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/weights/vgg16_imagenet_features.safetensors");
+    let safety = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/weights/vgg16_imagenet_features.safetensors");
     let safety = candle_core::safetensors::load(&safety, &Device::Cpu)?;
     for (name, theirs) in &safety {
         let mine = &ours[name];
-        let mine = if name.starts_with("block1") || name.starts_with("block2") || name.ends_with("bias") {
-            mine.clone()
-        } else {
-            mine.to_dtype(candle_core::DType::F16)?
-        };
+        let mine =
+            if name.starts_with("block1") || name.starts_with("block2") || name.ends_with("bias") {
+                mine.clone()
+            } else {
+                mine.to_dtype(candle_core::DType::F16)?
+            };
         let theirs = theirs.to_dtype(mine.dtype())?;
-        let diff = (mine.to_dtype(candle_core::DType::F32)? - theirs.to_dtype(candle_core::DType::F32)?)?
-            .abs()?
-            .max_all()?
-            .to_scalar::<f32>()?;
+        let diff = (mine.to_dtype(candle_core::DType::F32)?
+            - theirs.to_dtype(candle_core::DType::F32)?)?
+        .abs()?
+        .max_all()?
+        .to_scalar::<f32>()?;
         assert_eq!(diff, 0.0, "{name}");
     }
     Ok(())
