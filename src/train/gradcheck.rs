@@ -75,3 +75,25 @@ where
     );
     Ok(())
 }
+
+/// Overwrites every rank-4 variable of `map` (convolution kernels) with deterministic
+/// He-scaled uniform values; candle's CPU random generator cannot be seeded, so tests that need
+/// repeatable networks build them with a `VarMap` and call this. Other variables keep their
+/// constant initialisation (BatchNorm 1/0, running statistics 0/1, biases).
+pub fn reseed_varmap(map: &candle_nn::VarMap, seed: u64) -> Result<()> {
+    let data = map.data().lock().map_err(|_| candle_core::Error::Msg("VarMap lock".into()))?;
+    let mut names: Vec<&String> = data.keys().collect();
+    names.sort();
+    for (i, name) in names.into_iter().enumerate() {
+        let var = &data[name];
+        if var.rank() != 4 {
+            continue;
+        }
+        let dims = var.dims().to_vec();
+        let fan_in = (dims[1] * dims[2] * dims[3]) as f64;
+        let u = rand_f64(&dims, seed.wrapping_add(i as u64 * 7919))?;
+        let w = ((u - 0.5)? * (12.0 * 2.0 / fan_in).sqrt())?;
+        var.set(&w.to_dtype(var.dtype())?)?;
+    }
+    Ok(())
+}

@@ -15,6 +15,6 @@ pub mod optim;
 pub mod vgg;
 pub mod vgg_extract;
 
-mod atomic;
+mod files;
 #[cfg(test)]
 pub(crate) mod gradcheck;

@@ -15,7 +15,7 @@ use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::VarMap;
 
-use crate::train::atomic::write_safetensors;
+use crate::train::files::write_safetensors;
 
 /// Adam hyper-parameters; the defaults are PyTorch's and the paper's.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -14,6 +14,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::VarBuilder;
 
+use crate::train::files::build_from_safetensors;
 use crate::train::layers::max_pool2x2;
 
 /// Per-channel means subtracted after the BGR ×255 conversion (B, G, R).
@@ -48,8 +49,8 @@ impl VggTaps {
     }
 }
 
-/// (block, conv, in, out) of the VGG16 convolutions up to relu3_3.
-const LAYERS: [(usize, usize, usize, usize); 7] = [
+/// (block, conv, in channels, out channels) of the 13 VGG16 convolutions, in order.
+pub const VGG16_CONVS: [(usize, usize, usize, usize); 13] = [
     (1, 1, 3, 64),
     (1, 2, 64, 64),
     (2, 1, 64, 128),
@@ -57,12 +58,18 @@ const LAYERS: [(usize, usize, usize, usize); 7] = [
     (3, 1, 128, 256),
     (3, 2, 256, 256),
     (3, 3, 256, 256),
+    (4, 1, 256, 512),
+    (4, 2, 512, 512),
+    (4, 3, 512, 512),
+    (5, 1, 512, 512),
+    (5, 2, 512, 512),
+    (5, 3, 512, 512),
 ];
 
 /// A frozen VGG16 convolution trunk; its weights are constants, never `Var`s.
 #[derive(Debug, Clone)]
 pub struct Vgg16Features {
-    /// (weight OIHW, bias) per layer, in [`LAYERS`] order.
+    /// (weight OIHW, bias) per layer, in [`VGG16_CONVS`] order.
     convs: Vec<(Tensor, Tensor)>,
 }
 
@@ -85,7 +92,7 @@ impl Vgg16Features {
             VggDepth::Relu2_2 => 4,
             VggDepth::Relu3_3 => 7,
         };
-        let convs = LAYERS[..count]
+        let convs = VGG16_CONVS[..count]
             .iter()
             .map(|&(b, c, cin, cout)| {
                 let vb = vb.pp(format!("block{b}_conv{c}"));
@@ -97,13 +104,7 @@ impl Vgg16Features {
 
     /// Loads the trunk from a safetensors file (float16 or float32 tensors) as `dtype`.
     pub fn load(path: &Path, depth: VggDepth, dtype: DType, dev: &Device) -> crate::Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| crate::Error::io(path, e))?;
-        let weights_err = |e: candle_core::Error| crate::Error::Weights {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        };
-        let vb = VarBuilder::from_buffered_safetensors(bytes, dtype, dev).map_err(weights_err)?;
-        Self::new(vb, depth).map_err(weights_err)
+        build_from_safetensors(path, dtype, dev, |vb| Self::new(vb, depth))
     }
 
     /// Runs RGB images in [0, 1], `(N, 3, H, W)` with H and W even (≥ 4 for relu3_3), through
@@ -128,30 +129,35 @@ impl Vgg16Features {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use crate::train::gradcheck::{assert_grad_ok_subset, rand_f64};
+    use crate::train::gradcheck::{assert_grad_ok_subset, rand_f64, reseed_varmap};
     use candle_nn::{Init, VarMap};
 
-    fn random_vgg(depth: VggDepth) -> Result<Vgg16Features> {
-        let map = VarMap::new();
-        let vb = VarBuilder::from_varmap(&map, DType::F64, &Device::Cpu);
-        for &(b, c, cin, cout) in &LAYERS {
-            let init = Init::Randn { mean: 0.0, stdev: (2.0 / (9 * cin) as f64).sqrt() };
+    /// A VGG trunk with deterministic kernels of standard deviation `gain/√(9·cin)` and constant
+    /// `bias`, in f64.
+    pub(crate) fn random_vgg(depth: VggDepth, gain: f64, bias: f64) -> Result<Vgg16Features> {
+        let (map, dev) = (VarMap::new(), Device::Cpu);
+        let vb = VarBuilder::from_varmap(&map, DType::F64, &dev);
+        for &(b, c, cin, cout) in &VGG16_CONVS[..7] {
+            let name = format!("block{b}_conv{c}");
             map.get(
                 (cout, cin, 3, 3),
-                &format!("block{b}_conv{c}.weight"),
-                init,
+                &format!("{name}.weight"),
+                Init::Const(0.0),
                 DType::F64,
-                &Device::Cpu,
+                &dev,
             )?;
-            map.get(
-                cout,
-                &format!("block{b}_conv{c}.bias"),
-                Init::Const(0.1),
-                DType::F64,
-                &Device::Cpu,
-            )?;
+            map.get(cout, &format!("{name}.bias"), Init::Const(bias), DType::F64, &dev)?;
+        }
+        // He scale is sqrt(2); rescale the deterministic kernels to the requested gain.
+        reseed_varmap(&map, 21)?;
+        for (name, var) in
+            map.data().lock().map_err(|_| candle_core::Error::Msg("lock".into()))?.iter()
+        {
+            if name.ends_with("weight") {
+                var.set(&(var.as_tensor() * (gain / 2f64.sqrt()))?)?;
+            }
         }
         Vgg16Features::new(vb, depth)
     }
@@ -166,20 +172,21 @@ mod tests {
 
     #[test]
     fn tap_shapes() -> Result<()> {
-        let vgg = random_vgg(VggDepth::Relu3_3)?;
+        let vgg = random_vgg(VggDepth::Relu3_3, 2f64.sqrt(), 0.1)?;
         let taps = vgg.forward(&rand_f64(&[2, 3, 8, 12], 1)?)?;
         assert_eq!(taps.relu1_2.dims(), &[2, 64, 8, 12]);
         assert_eq!(taps.relu2_2.dims(), &[2, 128, 4, 6]);
         assert_eq!(taps.relu3_3.as_ref().map(|t| t.dims().to_vec()), Some(vec![2, 256, 2, 3]));
         assert_eq!(taps.all().len(), 3);
-        let shallow = random_vgg(VggDepth::Relu2_2)?.forward(&rand_f64(&[1, 3, 4, 4], 2)?)?;
+        let shallow = random_vgg(VggDepth::Relu2_2, 2f64.sqrt(), 0.1)?
+            .forward(&rand_f64(&[1, 3, 4, 4], 2)?)?;
         assert!(shallow.relu3_3.is_none());
         Ok(())
     }
 
     #[test]
     fn input_gradients() -> Result<()> {
-        let vgg = random_vgg(VggDepth::Relu2_2)?;
+        let vgg = random_vgg(VggDepth::Relu2_2, 2f64.sqrt(), 0.1)?;
         let x = rand_f64(&[1, 3, 4, 6], 3)?;
         // The input is scaled by 255 inside; keep the step relative to that.
         assert_grad_ok_subset(&x, |x| Ok(vgg.forward(x)?.relu2_2), 4, 24, 1e-6)

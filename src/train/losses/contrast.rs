@@ -154,8 +154,7 @@ mod tests {
     use super::*;
     use crate::train::gradcheck::{assert_grad_ok, rand_f64};
     use crate::train::vgg::VggDepth;
-    use candle_core::{DType, Device};
-    use candle_nn::{Init, VarBuilder, VarMap};
+    use candle_core::Device;
 
     #[test]
     fn gram_by_hand() -> Result<()> {
@@ -188,19 +187,7 @@ mod tests {
     }
 
     fn tiny_vgg() -> Result<Vgg16Features> {
-        let map = VarMap::new();
-        let dev = Device::Cpu;
-        for (name, cin, cout) in [
-            ("block1_conv1", 3, 64),
-            ("block1_conv2", 64, 64),
-            ("block2_conv1", 64, 128),
-            ("block2_conv2", 128, 128),
-        ] {
-            let init = Init::Randn { mean: 0.0, stdev: 0.01 / (cin as f64).sqrt() };
-            map.get((cout, cin, 3, 3), &format!("{name}.weight"), init, DType::F64, &dev)?;
-            map.get(cout, &format!("{name}.bias"), Init::Const(0.01), DType::F64, &dev)?;
-        }
-        Vgg16Features::new(VarBuilder::from_varmap(&map, DType::F64, &dev), VggDepth::Relu2_2)
+        crate::train::vgg::tests::random_vgg(VggDepth::Relu2_2, 0.03, 0.01)
     }
 
     #[test]

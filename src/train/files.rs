@@ -1,10 +1,12 @@
-//! Crash-safe file writes: a temporary file in the target's directory, then a rename.
+//! File helpers of the training code: crash-safe writes (a temporary file in the target's
+//! directory, then a rename) and building frozen networks from safetensors weights.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 
-use candle_core::Tensor;
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
 
 use crate::{Error, Result};
 
@@ -35,6 +37,21 @@ pub(crate) fn write_safetensors(
     let bytes = safetensors::serialize(named, metadata)
         .map_err(|e| Error::Weights { path: path.to_path_buf(), reason: e.to_string() })?;
     write_atomic(path, &bytes)
+}
+
+/// Reads the safetensors file at `path` and builds a network from it with `build`; any failure
+/// of the builder (a missing key, a wrong shape) becomes [`Error::Weights`] naming the file.
+pub(crate) fn build_from_safetensors<T>(
+    path: &Path,
+    dtype: DType,
+    dev: &Device,
+    build: impl FnOnce(VarBuilder<'static>) -> candle_core::Result<T>,
+) -> Result<T> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let err =
+        |e: candle_core::Error| Error::Weights { path: path.to_path_buf(), reason: e.to_string() };
+    let vb = VarBuilder::from_buffered_safetensors(bytes, dtype, dev).map_err(err)?;
+    build(vb).map_err(err)
 }
 
 #[cfg(test)]
