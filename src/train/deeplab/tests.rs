@@ -23,6 +23,9 @@ fn shapes_and_vainf_key_names() -> Result<()> {
     let (map, net) = tiny(DType::F32)?;
     let x = rand_f64(&[2, 3, 33, 29], 1)?.to_dtype(DType::F32)?;
     assert_eq!(net.forward_t(&imagenet_normalize(&x)?, false)?.dims(), &[2, 5, 33, 29]);
+    let feats = net.backbone.forward_t(&x, false)?;
+    assert_eq!(feats.low_level.dims(), &[2, 6, 8, 7]); // stride 4 (unpadded stem, then /2)
+    assert_eq!(feats.out.dims(), &[2, 80, 2, 2]); // output stride 16
     let keys = [
         "backbone.low_level_features.0.0.weight",
         "backbone.low_level_features.1.conv.0.0.weight", // t = 1: depthwise first
