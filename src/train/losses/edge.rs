@@ -5,7 +5,7 @@
 //! As in the authors' `edgeLoss` (`shared/docs/reference-implementation.md` §2.2), α is counted
 //! over the whole batch tensor, not per image, and the reduction is a sum, which is why eq. 11
 //! weights the term by λe = 0.001. It is computed from logits with the stable
-//! [`bce_with_logits`](crate::train::layers::bce_with_logits), so it stays finite for any logit.
+//! [`bce_with_logits`], so it stays finite for any logit.
 
 use candle_core::{DType, Result, Tensor};
 

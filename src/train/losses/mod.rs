@@ -3,7 +3,7 @@
 //! `L_total = λe·L_edge + L_re(S0) + L_re(S1) + L_DTV(S0) + L_DTV(S1) + λc·L_c + λseg·L_seg`
 //!
 //! with λe = 0.001 and λc = λseg = 1 (§3.4). One module per term: [`edge`] (eq. 5), [`recon`]
-//! with [`ssim`] (eq. 6), [`dtv`] (eq. 7), [`contrast`] (eq. 8–9), [`seg`] (eq. 10).
+//! with [`mod@ssim`] (eq. 6), [`dtv`] (eq. 7), [`contrast`] (eq. 8–9), [`seg`] (eq. 10).
 //! [`LossTerms`] holds the already-summed S0 + S1 terms; [`LossWeights::total`] applies eq. 11.
 
 pub mod contrast;

@@ -5,7 +5,7 @@
 //! (normalised), per channel, zero padding 5 (same-size map, borders included),
 //! C1 = 0.01², C2 = 0.03² (data range 1), and the map averaged over batch, channels and pixels.
 //! The window is separable, so it runs as an 11×1 then a 1×11 convolution on `(B·C, 1, H, W)`,
-//! with all five local statistics (μx, μy, E[x²], E[y²], E[xy]) stacked into one batch.
+//! with all five local statistics (μx, μy, E(x²), E(y²), E(xy)) stacked into one batch.
 
 use candle_core::{Result, Tensor};
 
