@@ -18,8 +18,8 @@ use crate::train::layers::bce_with_logits;
 /// it too treats only 1 as an edge). Edge pixels are weighted by `N_neg / N` and the others by
 /// `N_pos / N`, both counted over the whole batch. With no edge pixel at all the loss is 0.
 ///
-/// Differences from the authors' code: none in value; it is computed from logits instead of
-/// `sigmoid` followed by `BCELoss`, which clamps `log` at −100 in PyTorch.
+/// Differences from the authors' `edgeLoss` (a weighted BCE-with-logits, sum reduction): none
+/// in value; the label is thresholded at 0.5 where theirs is cast to an integer.
 pub fn edge_loss(logits: &Tensor, edge_gt: &Tensor) -> Result<Tensor> {
     if logits.dims() != edge_gt.dims() {
         candle_core::bail!(
