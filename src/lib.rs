@@ -12,5 +12,6 @@ pub mod metrics;
 pub mod model;
 pub mod ops;
 pub mod pth;
+pub mod train;
 
 pub use error::{Error, Result};
