@@ -16,16 +16,17 @@
 //! byte label maps.
 
 pub mod blend;
-// pub mod build;
+pub mod build;
+pub mod candidates;
 pub mod edges;
 pub mod imageio;
 pub mod manifest;
-// pub mod oversmooth;
-// pub mod preview;
+pub mod oversmooth;
+pub mod preview;
 pub mod rng;
 pub mod sample;
 pub mod screen;
-// pub mod synth;
+pub mod synth;
 
 pub use blend::blend_texture;
 pub use edges::{edge_labels, EdgeChannel};
