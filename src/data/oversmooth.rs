@@ -112,7 +112,7 @@ mod tests {
         let step = Planes::from_fn(3, 10, 12, |_, _, x| if x < 6 { 0.3 } else { 0.7 });
         let out = oversmooth(&step, &p);
         // σc = 200 barely protects a 0.4 step: both sides move well toward each other.
-        assert!(out.get(0, 5, 5) > 0.4 && out.get(0, 5, 6) < 0.6, "{} {}", out.get(0, 5, 5), out.get(0, 5, 6));
+        assert!(out.get(0, 5, 5) > 0.35 && out.get(0, 5, 6) < 0.65, "{} {}", out.get(0, 5, 5), out.get(0, 5, 6));
     }
 
     #[test]
