@@ -1,0 +1,158 @@
+//! The command line: argument definitions (clap) and dispatch to the subcommands.
+//!
+//! clap types live only here; each subcommand's arguments resolve into library types.
+
+mod batch;
+pub mod man;
+mod progress;
+pub mod report;
+pub mod smooth;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use candle_core::DType;
+use clap::{CommandFactory, Parser, Subcommand};
+
+use crate::infer::{auto_budget, effective_dtype, open_device, Smoother, Tiling};
+use crate::model::{load_weights, LoadedModel};
+use crate::ops::Planes;
+pub use batch::{BatchOptions, Engine, ExistingPolicy};
+pub use report::{FileOutcome, FileStatus, Status};
+use smooth::{SmoothArgs, TileArg};
+
+/// csgis: structure-preserving image smoothing with CSGIS-Net.
+///
+/// Removes texture and trivial detail while keeping edges and meaningful structure.
+/// Exit status: 0 when every input succeeded or was skipped, 1 when any input failed (the
+/// others are still done), 2 for usage or set-up errors found before any work.
+#[derive(Debug, Parser)]
+#[command(name = "csgis", version, about, long_about, max_term_width = 100)]
+pub struct Cli {
+    /// Print only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Smooth images with CSGIS-Net.
+    Smooth(SmoothArgs),
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// The clap command, for man pages and completions.
+#[must_use]
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+/// Runs a parsed command line.
+///
+/// # Errors
+/// Set-up errors (exit 2); per-file errors are reported and reflected in the status instead.
+pub fn run(cli: Cli) -> anyhow::Result<Status> {
+    match cli.command {
+        Command::Smooth(args) => run_smooth(&args, cli.quiet),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut command(), "csgis", &mut std::io::stdout());
+            Ok(Status::Success)
+        }
+    }
+}
+
+/// The network as a batch engine.
+struct NetEngine {
+    smoother: Smoother,
+}
+
+impl Engine for NetEngine {
+    fn smooth(&self, rgb: &Planes) -> crate::Result<(Planes, Option<Planes>)> {
+        let out = self.smoother.smooth(rgb)?;
+        Ok((out.image, Some(out.edges)))
+    }
+
+    fn device_name(&self) -> String {
+        match self.smoother.device().location() {
+            candle_core::DeviceLocation::Cpu => "cpu".into(),
+            candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+            candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
+        }
+    }
+}
+
+fn load_model(weights: Option<&PathBuf>, device: &candle_core::Device, dtype: DType) -> anyhow::Result<LoadedModel> {
+    match weights {
+        Some(path) => {
+            let bytes = std::fs::read(path).with_context(|| format!("reading weights {}", path.display()))?;
+            Ok(load_weights(&bytes, path, device, dtype)?)
+        }
+        None => match crate::model::EMBEDDED_WEIGHTS {
+            Some(bytes) => Ok(load_weights(bytes, std::path::Path::new("<embedded>"), device, dtype)?),
+            None => anyhow::bail!(
+                "this csgis has no embedded model yet (weights/csgis.safetensors was absent when it was built): \
+                 pass --weights PATH"
+            ),
+        },
+    }
+}
+
+fn run_smooth(args: &SmoothArgs, quiet: bool) -> anyhow::Result<Status> {
+    let plan = args.plan()?;
+    if args.dry_run {
+        for job in &plan.jobs {
+            match &job.output {
+                Ok((out, _)) => println!("{} -> {out}", job.input),
+                Err(why) => println!("{}: error: {why}", job.input),
+            }
+        }
+        return Ok(Status::Success);
+    }
+    if let Some(dir) = &plan.out_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating output directory {}", dir.display()))?;
+    }
+    if let Some(dir) = &args.edges {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating edges directory {}", dir.display()))?;
+    }
+    let device = open_device(args.device).map_err(anyhow::Error::msg)?;
+    let (dtype, note) = effective_dtype(&device, args.dtype);
+    if let (Some(note), false) = (note, quiet) {
+        eprintln!("csgis: note: {note}");
+    }
+    let model = load_model(args.weights.as_ref(), &device, dtype)?;
+    let tiling = match args.tile {
+        None => Tiling::Off,
+        Some(TileArg::Size(n)) => Tiling::Fixed(n),
+        Some(TileArg::Auto) => Tiling::Auto { budget: auto_budget() },
+    };
+    let smoother = Smoother::new(model.net, device, dtype, tiling, args.tile_overlap);
+    let engine = NetEngine { smoother };
+    let opts = BatchOptions {
+        existing: if args.overwrite {
+            ExistingPolicy::Overwrite
+        } else if args.skip_existing {
+            ExistingPolicy::Skip
+        } else {
+            ExistingPolicy::Refuse
+        },
+        strength: args.strength,
+        edges_dir: args.edges.clone(),
+        max_pixels: args.max_pixels,
+        io_threads: args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        quiet,
+    };
+    let outcomes = batch::run_batch(&plan, &engine, &opts)?;
+    if !quiet && outcomes.len() > 1 {
+        eprintln!("csgis: {}", report::summary(&outcomes));
+    }
+    Ok(Status::of(&outcomes))
+}

@@ -1,0 +1,126 @@
+//! Choosing the compute device and precision from `--device` and `--dtype`.
+
+use std::str::FromStr;
+
+use candle_core::{DType, Device};
+
+/// `--device auto|cpu|cuda[:N]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceChoice {
+    /// The first CUDA GPU when this build has CUDA and one is present, else the CPU.
+    Auto,
+    /// The CPU.
+    Cpu,
+    /// CUDA GPU number N.
+    Cuda(usize),
+}
+
+impl FromStr for DeviceChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "cpu" => Ok(Self::Cpu),
+            "cuda" => Ok(Self::Cuda(0)),
+            _ => s
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(Self::Cuda)
+                .ok_or_else(|| format!("unknown device '{s}': expected auto, cpu, cuda or cuda:N")),
+        }
+    }
+}
+
+/// Opens the chosen device.
+///
+/// # Errors
+/// A message when CUDA is asked for and this build lacks the `cuda` feature, or the GPU
+/// cannot be opened.
+pub fn open_device(choice: DeviceChoice) -> Result<Device, String> {
+    match choice {
+        DeviceChoice::Cpu => Ok(Device::Cpu),
+        DeviceChoice::Auto => {
+            if cfg!(feature = "cuda") && candle_core::utils::cuda_is_available() {
+                Device::new_cuda(0).or(Ok(Device::Cpu))
+            } else {
+                Ok(Device::Cpu)
+            }
+        }
+        DeviceChoice::Cuda(n) => {
+            if !cfg!(feature = "cuda") {
+                return Err("this csgis was built without CUDA support: rebuild with \
+                            `cargo build --release --features cuda`, or use --device cpu"
+                    .into());
+            }
+            Device::new_cuda(n).map_err(|e| format!("cannot open cuda:{n}: {e}"))
+        }
+    }
+}
+
+/// `--dtype f32|f16|bf16`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// 32-bit float.
+    #[default]
+    F32,
+    /// IEEE half precision.
+    F16,
+    /// bfloat16.
+    Bf16,
+}
+
+impl FromStr for Precision {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "f32" => Ok(Self::F32),
+            "f16" => Ok(Self::F16),
+            "bf16" => Ok(Self::Bf16),
+            _ => Err(format!("unknown dtype '{s}': expected f32, f16 or bf16")),
+        }
+    }
+}
+
+/// The dtype to run in on `device`, and a note when the request was changed: half precision
+/// runs only on GPUs; on the CPU it falls back to f32.
+#[must_use]
+pub fn effective_dtype(device: &Device, precision: Precision) -> (DType, Option<String>) {
+    let wanted = match precision {
+        Precision::F32 => DType::F32,
+        Precision::F16 => DType::F16,
+        Precision::Bf16 => DType::BF16,
+    };
+    if device.is_cpu() && wanted != DType::F32 {
+        (DType::F32, Some(format!("{wanted:?} is not used on the CPU; running in f32")))
+    } else {
+        (wanted, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_devices() {
+        assert_eq!("cuda:3".parse(), Ok(DeviceChoice::Cuda(3)));
+        assert_eq!("cuda".parse(), Ok(DeviceChoice::Cuda(0)));
+        assert!("gpu".parse::<DeviceChoice>().is_err());
+    }
+
+    #[test]
+    fn cpu_half_precision_falls_back_with_a_note() {
+        let (dt, note) = effective_dtype(&Device::Cpu, Precision::Bf16);
+        assert_eq!(dt, DType::F32);
+        assert!(note.is_some());
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn cuda_without_the_feature_says_so() {
+        assert!(open_device(DeviceChoice::Cuda(0)).unwrap_err().contains("--features cuda"));
+        assert!(open_device(DeviceChoice::Auto).unwrap().is_cpu());
+    }
+}

@@ -1,0 +1,124 @@
+//! The forward pass against PyTorch's float64 outputs of the reference networks.
+//!
+//! Fixtures (copied from `../shared/fixtures`): `jess-n2` (C = 64, N = 2, input 37×53) and
+//! `jess-w8-n1` (C = 8, N = 1, input 29×41). Both have BatchNorm statistics drawn at random so
+//! that folding is exercised. Contract: max abs error ≤ 1e-4 in f32.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use csgis::model::{load_weights, load_weights_file, CsgisNet, NetConfig};
+
+fn fixture(name: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name);
+    assert!(p.exists(), "missing test fixture {}", p.display());
+    p
+}
+
+fn io(dir: &str) -> HashMap<String, Tensor> {
+    candle_core::safetensors::load(fixture(dir).join("io.safetensors"), &Device::Cpu).expect("io")
+}
+
+fn max_abs(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+}
+
+fn check_parity(dir: &str, expected: NetConfig) {
+    let model = load_weights_file(&fixture(dir).join("weights.safetensors"), &Device::Cpu, DType::F32)
+        .expect("weights load");
+    assert_eq!(model.config, expected);
+    let io = io(dir);
+    let out = model.net.forward_t(&io["input"], false).expect("forward");
+    for (name, got) in [("edge_logits", &out.edge_logits), ("s0", &out.s0), ("s1", &out.s1)] {
+        let err = max_abs(got, &io[name]);
+        eprintln!("{dir} {name}: max abs error {err:.3e}");
+        assert!(err <= 1e-4, "{dir} {name}: max abs error {err}");
+    }
+}
+
+#[test]
+fn jess_n2_matches_pytorch() {
+    check_parity("jess-n2", NetConfig { blocks: 2, channels: 64 });
+}
+
+#[test]
+fn jess_w8_n1_matches_pytorch() {
+    check_parity("jess-w8-n1", NetConfig { blocks: 1, channels: 8 });
+}
+
+#[test]
+fn folded_equals_unfolded_batch_norm() {
+    let path = fixture("jess-w8-n1").join("weights.safetensors");
+    let tensors = candle_core::safetensors::load(&path, &Device::Cpu).expect("load");
+    let vb = candle_nn::VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
+    let net = CsgisNet::new(&NetConfig::TINY, vb).expect("build");
+    let x = &io("jess-w8-n1")["input"];
+    let plain = net.forward_t(x, false).expect("forward");
+    let folded = net.fold().expect("fold").forward_t(x, false).expect("forward");
+    assert!(max_abs(&plain.s1, &folded.s1) < 1e-5);
+    assert!(max_abs(&plain.edge_logits, &folded.edge_logits) < 1e-5);
+}
+
+fn tensors_with(edit: impl FnOnce(&mut HashMap<String, Tensor>)) -> Vec<u8> {
+    let path = fixture("jess-w8-n1").join("weights.safetensors");
+    let mut tensors = candle_core::safetensors::load(&path, &Device::Cpu).expect("load");
+    edit(&mut tensors);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("w.safetensors");
+    candle_core::safetensors::save(&tensors, &out).expect("save");
+    std::fs::read(out).expect("read")
+}
+
+fn load_error(bytes: &[u8]) -> String {
+    match load_weights(bytes, Path::new("w.safetensors"), &Device::Cpu, DType::F32) {
+        Ok(_) => panic!("weights were accepted"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn missing_extra_and_misshapen_keys_are_named() {
+    let missing = tensors_with(|t| {
+        t.remove("refine.9.bias");
+    });
+    assert!(load_error(&missing).contains("refine.9.bias"), "{}", load_error(&missing));
+
+    let extra = tensors_with(|t| {
+        t.insert("refine.10.weight".into(), Tensor::zeros(3, DType::F32, &Device::Cpu).unwrap());
+    });
+    assert!(load_error(&extra).contains("unexpected key(s): refine.10.weight"));
+
+    let misshapen = tensors_with(|t| {
+        t.insert("interpreter1.6.weight".into(), Tensor::zeros((2, 8, 3, 3), DType::F32, &Device::Cpu).unwrap());
+    });
+    let msg = load_error(&misshapen);
+    assert!(msg.contains("interpreter1.6.weight has shape [2, 8, 3, 3]"), "{msg}");
+
+    let nan = tensors_with(|t| {
+        t.insert("refine.9.bias".into(), Tensor::new(&[f32::NAN, 0.0, 0.0], &Device::Cpu).unwrap());
+    });
+    assert!(load_error(&nan).contains("NaN"));
+}
+
+#[test]
+fn corrupt_and_truncated_files_are_errors() {
+    let good = std::fs::read(fixture("jess-w8-n1").join("weights.safetensors")).expect("read");
+    for bytes in [&b""[..], &b"not safetensors at all"[..], &good[..good.len() / 2], &good[..7]] {
+        let msg = load_error(bytes);
+        assert!(msg.starts_with("weights w.safetensors:"), "{msg}");
+    }
+}
+
+#[test]
+fn loads_in_half_precision() {
+    let model = load_weights_file(&fixture("jess-w8-n1").join("weights.safetensors"), &Device::Cpu, DType::BF16)
+        .expect("bf16 load");
+    let x = io("jess-w8-n1")["input"].to_dtype(DType::BF16).unwrap();
+    let out = model.net.forward_t(&x, false);
+    // CPU bf16 conv support varies; when it runs, it must be close.
+    if let Ok(out) = out {
+        let s1 = out.s1.to_dtype(DType::F32).unwrap();
+        assert!(max_abs(&s1, &io("jess-w8-n1")["s1"]) < 5e-2);
+    }
+}
