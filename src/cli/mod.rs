@@ -3,6 +3,7 @@
 //! clap types live only here; each subcommand's arguments resolve into library types.
 
 mod batch;
+pub mod dataset;
 pub mod man;
 mod progress;
 pub mod report;
@@ -43,6 +44,8 @@ pub struct Cli {
 pub enum Command {
     /// Smooth images with CSGIS-Net.
     Smooth(SmoothArgs),
+    /// Build, synthesise and preview training data.
+    Dataset(dataset::DatasetArgs),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -63,6 +66,7 @@ pub fn command() -> clap::Command {
 pub fn run(cli: Cli) -> anyhow::Result<Status> {
     match cli.command {
         Command::Smooth(args) => run_smooth(&args, cli.quiet),
+        Command::Dataset(args) => dataset::run(&args, cli.quiet).map(|()| Status::Success),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut command(), "csgis", &mut std::io::stdout());
             Ok(Status::Success)

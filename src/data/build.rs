@@ -30,7 +30,7 @@ use rayon::prelude::*;
 use crate::data::blend::blend_texture;
 use crate::data::candidates::Candidate;
 use crate::data::edges::{edge_labels, EdgeChannel};
-use crate::data::imageio::{fit_max_side, load_label, load_rgb, quantized, save_gray8, save_label, save_png, Gray8};
+use crate::data::imageio::{fit_max_side, load_label, load_rgb, quantized, save_gray8, save_label, save_png, write_file, Gray8};
 use crate::data::manifest::{split_for, write_manifest, Entry, SplitFractions};
 use crate::data::oversmooth::{oversmooth, OversmoothParams};
 use crate::data::screen::{screen, structure_regions, ScreenParams, Screening};
@@ -335,12 +335,7 @@ pub fn read_record(out: &Path, id: &str) -> Option<GtRecord> {
 pub fn write_record(out: &Path, rec: &GtRecord) -> Result<()> {
     let path = record_path(out, &rec.id);
     let text = serde_json::to_string_pretty(rec).map_err(|e| Error::Dataset { path: path.clone(), reason: e.to_string() })?;
-    let dir = out.join("records");
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| Error::io(&dir, e))?;
-    std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(|e| Error::io(&path, e))?;
-    tmp.persist(&path).map_err(|e| Error::io(&path, e.error))?;
-    Ok(())
+    write_file(&path, text.as_bytes())
 }
 
 /// Completes a resumed record with the textures it lacks. Returns `None` when no record

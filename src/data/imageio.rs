@@ -6,10 +6,10 @@
 //! palette PNG (raw indices, not colours), an 8-bit grey index PNG, or an RGB rendering
 //! of the VOC palette (mapped back through [`voc_colormap`]).
 //!
-//! Every write goes to a temporary file in the target folder and is renamed into place,
-//! so a killed `dataset build` never leaves a truncated PNG behind (style.md §10.7).
+//! Every write goes through [`crate::io::write_atomic`] (temporary file, then rename), so
+//! a killed `dataset build` never leaves a truncated PNG behind (style.md §10.7).
 
-use std::io::{BufReader, BufWriter, Write};
+use std::io::BufReader;
 use std::path::Path;
 
 use image::imageops::FilterType;
@@ -143,18 +143,15 @@ pub fn resize(p: &Planes, h: usize, w: usize, filter: FilterType) -> Planes {
     out.clamped()
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
-fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
-    {
-        let mut w = BufWriter::new(tmp.as_file_mut());
-        write(&mut w)?;
-        w.flush().map_err(|e| Error::io(path, e))?;
+/// Writes `bytes` to `path` atomically ([`crate::io::write_atomic`]), creating the folder.
+///
+/// # Errors
+/// [`Error::Io`] naming the folder or the file.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
+    crate::io::write_atomic(path, bytes, crate::io::Existing::Replace)
 }
 
 fn png_error(path: &Path, e: impl std::fmt::Display) -> Error {
@@ -169,8 +166,9 @@ fn write_png(
     palette: Option<Vec<u8>>,
     data: &[u8],
 ) -> Result<()> {
-    write_atomic(path, |out| {
-        let mut enc = png::Encoder::new(out, w as u32, h as u32);
+    let mut bytes = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut bytes, w as u32, h as u32);
         enc.set_color(color);
         enc.set_depth(png::BitDepth::Eight);
         enc.set_compression(png::Compression::Fast);
@@ -179,8 +177,9 @@ fn write_png(
         }
         let mut writer = enc.write_header().map_err(|e| png_error(path, e))?;
         writer.write_image_data(data).map_err(|e| png_error(path, e))?;
-        writer.finish().map_err(|e| png_error(path, e))
-    })
+        writer.finish().map_err(|e| png_error(path, e))?;
+    }
+    write_file(path, &bytes)
 }
 
 /// Writes an RGB (3 planes) or grey (1 plane) image as an 8-bit PNG, atomically.

@@ -130,11 +130,7 @@ pub fn write_manifest(path: &Path, entries: &[Entry]) -> Result<()> {
         text.push_str(&line);
         text.push('\n');
     }
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
-    std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(|e| Error::io(path, e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
+    crate::data::imageio::write_file(path, text.as_bytes())
 }
 
 #[cfg(test)]
