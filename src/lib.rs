@@ -8,6 +8,7 @@ pub mod data;
 pub mod error;
 pub mod infer;
 pub mod io;
+pub mod metrics;
 pub mod model;
 pub mod ops;
 
