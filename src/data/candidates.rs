@@ -32,7 +32,7 @@ impl Candidate {
     }
 }
 
-/// The candidates `dataset build` and `synth` screen: 17 settings of BF, L0, RGF, RTV
+/// The candidates `dataset build` and `synth` screen: 16 settings of BF, L0, RGF, RTV
 /// and SDF (see the module header).
 #[must_use]
 pub fn default_candidates() -> Vec<Candidate> {

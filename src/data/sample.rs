@@ -299,16 +299,15 @@ mod tests {
             // Jitter with unit factors is the identity up to float rounding.
             assert!(max_diff(&s.input, &s.negative) < 1e-5, "input and negative differ");
             let label = s.label.as_ref().unwrap();
-            let n = 128 * 128;
             let (mut agree, mut inside) = (0, 0);
-            for i in 0..n {
-                if label[i] == IGNORE {
+            for (i, &l) in label.iter().enumerate() {
+                if l == IGNORE {
                     assert_eq!(s.edge.data[i], 0.0);
                     continue;
                 }
                 inside += 1;
                 // Away from block borders bilinear and nearest read the same block.
-                agree += usize::from((s.input.data[i] * 255.0).round() as u8 == label[i]);
+                agree += usize::from((s.input.data[i] * 255.0).round() as u8 == l);
             }
             assert!(agree as f32 > 0.8 * inside as f32, "seed {seed}: {agree}/{inside}");
         }
