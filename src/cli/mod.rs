@@ -5,6 +5,7 @@
 mod batch;
 pub mod convert;
 pub mod eval;
+pub mod dataset;
 pub mod man;
 pub mod method_args;
 mod progress;
@@ -50,6 +51,8 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Convert an authors' PyTorch checkpoint (.pth, zip or legacy) to safetensors.
     Convert(convert::ConvertArgs),
+    /// Build, synthesise and preview training data.
+    Dataset(dataset::DatasetArgs),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -82,6 +85,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
             convert::run_convert(&args, cli.quiet)?;
             Ok(Status::Success)
         }
+        Command::Dataset(args) => dataset::run(&args, cli.quiet).map(|()| Status::Success),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut command(), "csgis", &mut std::io::stdout());
             Ok(Status::Success)
