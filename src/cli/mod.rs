@@ -11,6 +11,7 @@ pub mod method_args;
 mod progress;
 pub mod report;
 pub mod smooth;
+pub mod train;
 
 use std::path::PathBuf;
 
@@ -49,6 +50,8 @@ pub enum Command {
     Smooth(SmoothArgs),
     /// Score predictions against ground truth (PSNR, SSIM), or run a method and score it.
     Eval(eval::EvalArgs),
+    /// Train CSGIS-Net with every loss of the paper, or DeepLabv3+ (`train seg`).
+    Train(train::TrainArgs),
     /// Convert an authors' PyTorch checkpoint (.pth, zip or legacy) to safetensors.
     Convert(convert::ConvertArgs),
     /// Build, synthesise and preview training data.
@@ -81,6 +84,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
             eval::run_eval(&args, &engine_for)?;
             Ok(Status::Success)
         }
+        Command::Train(args) => train::run_train(&args, cli.quiet).map(|()| Status::Success),
         Command::Convert(args) => {
             convert::run_convert(&args, cli.quiet)?;
             Ok(Status::Success)

@@ -8,10 +8,16 @@
 //! * [`deeplab`]: DeepLabv3+ with a MobileNetV2 backbone, the frozen segmenter of eq. 10.
 //! * [`optim`]: Adam with saveable state and the step learning-rate schedule.
 
+pub mod checkpoint;
+pub mod config;
 pub mod deeplab;
+pub mod init;
+pub mod loader;
+pub mod trainer;
 pub mod layers;
 pub mod losses;
 pub mod optim;
+pub mod seg_trainer;
 pub mod vgg;
 pub mod vgg_extract;
 
