@@ -144,51 +144,105 @@ fn disc_taps(r: usize, sigma_s: f32, pw: usize) -> Vec<Tap> {
     taps
 }
 
-/// Pixels per inner tile: the tile's scratch rows stay in L1.
+/// Pixels per inner tile: the tile's accumulators stay in L1.
 const TILE: usize = 256;
 
 /// Filters one output row. `centre` is the padded index of the row's first pixel;
-/// `out` receives `c` rows of `w` values.
+/// `out` receives `c` rows of `w` values. RGB and gray images get a fused kernel with
+/// the channel counts known at compile time; other counts take the general one.
 fn filter_row(src: &[Vec<f32>], gde: &[Vec<f32>], taps: &[Tap], centre: usize, w: usize, coef: f32, out: &mut [f32]) {
-    let c = src.len();
-    let mut acc = vec![0.0f32; c * TILE];
-    let mut wsum = [0.0f32; TILE];
-    let mut dist = [0.0f32; TILE];
-    let mut x0 = 0;
-    while x0 < w {
-        let n = TILE.min(w - x0);
-        let at = centre + x0;
-        // The centre pixel has weight 1.
-        wsum[..n].fill(1.0);
-        for (ch, a) in acc.chunks_mut(TILE).enumerate() {
-            a[..n].copy_from_slice(&src[ch][at..at + n]);
-        }
-        for tap in taps {
-            let q = at.wrapping_add_signed(tap.offset);
-            dist[..n].fill(0.0);
-            for g in gde {
-                for ((d, &g0), &g1) in dist[..n].iter_mut().zip(&g[at..at + n]).zip(&g[q..q + n]) {
-                    *d += (g0 - g1).abs();
+    let row = Row { taps, centre, w, coef };
+    match (gde.len(), src.len()) {
+        (3, 3) => row.fused::<3, 3>(src, gde, out),
+        (1, 1) => row.fused::<1, 1>(src, gde, out),
+        (1, 3) => row.fused::<1, 3>(src, gde, out),
+        (3, 1) => row.fused::<3, 1>(src, gde, out),
+        _ => row.general(src, gde, out),
+    }
+}
+
+/// What every output row shares.
+struct Row<'a> {
+    taps: &'a [Tap],
+    centre: usize,
+    w: usize,
+    coef: f32,
+}
+
+impl Row<'_> {
+    /// One pass per tap: distance, weight and accumulation in a single vectorised loop.
+    fn fused<const CG: usize, const CS: usize>(&self, src: &[Vec<f32>], gde: &[Vec<f32>], out: &mut [f32]) {
+        let mut acc = [[0.0f32; TILE]; CS];
+        let mut wsum = [0.0f32; TILE];
+        for x0 in (0..self.w).step_by(TILE) {
+            let n = TILE.min(self.w - x0);
+            let at = self.centre + x0;
+            // The centre pixel has weight 1.
+            wsum[..n].fill(1.0);
+            for (a, s) in acc.iter_mut().zip(src) {
+                a[..n].copy_from_slice(&s[at..at + n]);
+            }
+            let g0: [&[f32]; CG] = std::array::from_fn(|c| &gde[c][at..at + n]);
+            for tap in self.taps {
+                let q = at.wrapping_add_signed(tap.offset);
+                let gq: [&[f32]; CG] = std::array::from_fn(|c| &gde[c][q..q + n]);
+                let sq: [&[f32]; CS] = std::array::from_fn(|c| &src[c][q..q + n]);
+                for (x, ws) in wsum[..n].iter_mut().enumerate() {
+                    let mut d = 0.0f32;
+                    for c in 0..CG {
+                        d += (g0[c][x] - gq[c][x]).abs();
+                    }
+                    let wt = tap.weight * exp_neg(self.coef * d * d);
+                    for c in 0..CS {
+                        acc[c][x] += wt * sq[c][x];
+                    }
+                    *ws += wt;
                 }
             }
-            for d in &mut dist[..n] {
-                *d = tap.weight * exp_neg(coef * *d * *d);
-            }
-            for (ch, a) in acc.chunks_mut(TILE).enumerate() {
-                for ((a, &wt), &v) in a[..n].iter_mut().zip(&dist[..n]).zip(&src[ch][q..q + n]) {
-                    *a += wt * v;
+            for (ch, a) in acc.iter().enumerate() {
+                for ((o, &a), &s) in out[ch * self.w + x0..][..n].iter_mut().zip(&a[..n]).zip(&wsum[..n]) {
+                    *o = a / s;
                 }
             }
-            for (s, &wt) in wsum[..n].iter_mut().zip(&dist[..n]) {
-                *s += wt;
+        }
+    }
+
+    /// Any channel counts: the weights of a tap first, then one accumulation per channel.
+    fn general(&self, src: &[Vec<f32>], gde: &[Vec<f32>], out: &mut [f32]) {
+        let mut acc = vec![[0.0f32; TILE]; src.len()];
+        let mut wsum = [0.0f32; TILE];
+        let mut wt = [0.0f32; TILE];
+        for x0 in (0..self.w).step_by(TILE) {
+            let n = TILE.min(self.w - x0);
+            let at = self.centre + x0;
+            wsum[..n].fill(1.0);
+            for (a, s) in acc.iter_mut().zip(src) {
+                a[..n].copy_from_slice(&s[at..at + n]);
+            }
+            for tap in self.taps {
+                let q = at.wrapping_add_signed(tap.offset);
+                wt[..n].fill(0.0);
+                for g in gde {
+                    for ((d, &g0), &g1) in wt[..n].iter_mut().zip(&g[at..at + n]).zip(&g[q..q + n]) {
+                        *d += (g0 - g1).abs();
+                    }
+                }
+                for (d, s) in wt[..n].iter_mut().zip(&mut wsum[..n]) {
+                    *d = tap.weight * exp_neg(self.coef * *d * *d);
+                    *s += *d;
+                }
+                for (a, s) in acc.iter_mut().zip(src) {
+                    for ((a, &wt), &v) in a[..n].iter_mut().zip(&wt[..n]).zip(&s[q..q + n]) {
+                        *a += wt * v;
+                    }
+                }
+            }
+            for (ch, a) in acc.iter().enumerate() {
+                for ((o, &a), &s) in out[ch * self.w + x0..][..n].iter_mut().zip(&a[..n]).zip(&wsum[..n]) {
+                    *o = a / s;
+                }
             }
         }
-        for (ch, a) in acc.chunks(TILE).enumerate() {
-            for ((o, &a), &s) in out[ch * w + x0..][..n].iter_mut().zip(&a[..n]).zip(&wsum[..n]) {
-                *o = a / s;
-            }
-        }
-        x0 += n;
     }
 }
 
@@ -197,22 +251,23 @@ fn filter_row(src: &[Vec<f32>], gde: &[Vec<f32>], taps: &[Tap], centre: usize, w
 #[inline]
 pub(crate) fn exp_neg(x: f32) -> f32 {
     // exp(x) = 2^n · exp(r), n = round(x·log2 e), r = x - n·ln 2 in [-ln2/2, ln2/2], with
-    // ln 2 split in two (Cody & Waite) so r keeps full precision for large |x|.
-    // `as` truncates towards zero, and x·log2 e - 1/2 < 0.
+    // ln 2 split in two (Cody & Waite) so r keeps full precision for large |x|. Adding
+    // 1.5·2²³ rounds to an integer held in the low mantissa bits: no float-to-int
+    // conversion (`as` saturates, which does not vectorise on baseline x86-64).
+    const SHIFT: f32 = 12_582_912.0;
     let x = x.max(-86.0);
-    let n = (x * std::f32::consts::LOG2_E - 0.5) as i32;
-    let nf = n as f32;
+    let z = x * std::f32::consts::LOG2_E + SHIFT;
+    let nf = z - SHIFT;
     let r = x - nf * 0.693_359_4 - nf * -2.121_944_4e-4;
-    // Taylor series of exp(r) to degree 6: relative error < 1.2e-7 on [-ln2/2, ln2/2].
-    // Plain `*` and `+`: `mul_add` is a libm call without the `fma` target feature.
-    let p = 1.0 / 720.0_f32;
-    let p = p * r + 1.0 / 120.0;
-    let p = p * r + 1.0 / 24.0;
-    let p = p * r + 1.0 / 6.0;
-    let p = p * r + 0.5;
-    let p = p * r + 1.0;
-    let p = p * r + 1.0;
-    p * f32::from_bits(((n + 127) as u32) << 23)
+    let scale = f32::from_bits(z.to_bits().wrapping_sub(SHIFT.to_bits()).wrapping_add(127) << 23);
+    // Taylor series of exp(r) to degree 6 (relative error < 1.2e-7 on [-ln2/2, ln2/2]) in
+    // Estrin's form: a short dependency chain, which matters more than the operation
+    // count here. Plain `*` and `+`: `mul_add` is a libm call without the `fma` feature.
+    let r2 = r * r;
+    let p01 = 1.0 + r;
+    let p23 = 0.5 + r * (1.0 / 6.0);
+    let p45 = 1.0 / 24.0 + r * (1.0 / 120.0);
+    (p01 + r2 * (p23 + r2 * (p45 + r2 * (1.0 / 720.0)))) * scale
 }
 
 #[cfg(test)]
@@ -276,10 +331,15 @@ mod tests {
     fn matches_definition_colour_and_joint() {
         let img = noise(3, 19, 27, 1);
         let guide = noise(1, 19, 27, 5);
+        let two = noise(2, 19, 27, 9);
         for p in [BilateralParams::new(2.0, 0.2).ok(), BilateralParams::new(1.0, 0.05).ok()].into_iter().flatten() {
             for (got, want) in [
                 (bilateral_filter(&img, &p), reference(&img, &img, &p)),
                 (joint_bilateral_filter(&img, &guide, &p), reference(&img, &guide, &p)),
+                (joint_bilateral_filter(&guide, &img, &p), reference(&guide, &img, &p)),
+                // Two channels: the general kernel.
+                (bilateral_filter(&two, &p), reference(&two, &two, &p)),
+                (joint_bilateral_filter(&img, &two, &p), reference(&img, &two, &p)),
             ] {
                 let err = got.data.iter().zip(&want.data).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
                 assert!(err < 2e-5, "{p:?}: max error {err}");
