@@ -50,3 +50,5 @@ pub use sdf::{sdf_smooth, SdfParams};
 pub use sobel::{sobel_gradients, sobel_plane};
 pub use wls::{wls_smooth, WlsParams};
 pub(crate) use gaussian::{convolve_separable, gaussian_kernel_f64, Padding};
+#[cfg(test)]
+pub(crate) mod test_images;

@@ -16,8 +16,10 @@
 //!
 //! Preconditioner: a modified incomplete Cholesky with the stencil's own sparsity
 //! ("D-ILU": `M = (D̃ + Lₐ) D̃⁻¹ (D̃ + Lₐ)ᵀ`, only the diagonal `D̃` is computed). On the
-//! 5-point stencil it is exactly MIC(0); fill-in is lumped onto the diagonal with weight
-//! [`MIC_OMEGA`]. The sweeps are sequential, so parallelism is over channels.
+//! 5-point stencil it is exactly MIC(0); all dropped fill-in is lumped onto the diagonal
+//! ([`MIC_OMEGA`] = 1, which halved the iteration counts against 0.95 and took 2–3× fewer
+//! than IC(0) on a 1024² test image: RTV 16–24, WLS 77, SDF 3–6 per solve). The sweeps are
+//! sequential within a row, so parallelism is over channels.
 
 use rayon::prelude::*;
 
@@ -28,7 +30,7 @@ pub(crate) const REL_TOL: f64 = 1e-5;
 /// Iteration cap; reached only for extreme weights, and then the last iterate is kept.
 pub(crate) const MAX_ITER: usize = 2000;
 /// Fraction of the dropped fill-in moved onto the diagonal (0: IC(0)/D-ILU, 1: MIC(0)).
-const MIC_OMEGA: f32 = 0.95;
+const MIC_OMEGA: f32 = 1.0;
 
 /// A forward neighbour of a pixel in row-major order, with its `(dy, dx)` offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,23 +64,29 @@ impl Neighbour {
     }
 }
 
-/// `A = I + λ·L_w` on an `h×w` grid, stored as its diagonal and one coupling array per
-/// forward neighbour: `a[i] = A(i, i + o) ≤ 0` with `o` the neighbour's row-major offset.
-/// `a[i]` is zero wherever that neighbour falls outside the grid (or would wrap to another
-/// row), which lets the loops below run over linear indices without border tests.
+/// `A = I + λ·L_w` on an `h×w` grid: its diagonal, the coupling to the right neighbour and
+/// the couplings to the next row. Every coupling `a[i] = A(i, i + o) ≤ 0` is stored at the
+/// earlier pixel `i` and is zero where the neighbour falls outside the grid.
 #[derive(Debug, Clone)]
 pub(crate) struct GridSystem {
     h: usize,
     w: usize,
     diag: Vec<f32>,
-    /// `(o, a)` per neighbour direction that has at least one edge inside the grid.
-    links: Vec<(usize, Vec<f32>)>,
+    /// `A(i, i + 1)`; zero in the last column (all zero without East edges).
+    east: Vec<f32>,
+    /// `(dx, A(i, i + w + dx))` for each next-row neighbour direction that has edges.
+    below: Vec<(isize, Vec<f32>)>,
+}
+
+/// The columns `x` for which pixel `(y, x)` has a next-row neighbour `(y + 1, x + dx)`.
+fn sending(dx: isize, w: usize) -> std::ops::Range<usize> {
+    usize::from(dx < 0)..w - usize::from(dx > 0)
 }
 
 impl GridSystem {
     /// Assembles `I + λ·L_w` from per-edge weights. `edges[k].1[i] ≥ 0` is the weight of the
     /// edge from pixel `i` to its `edges[k].0` neighbour; entries whose neighbour falls outside
-    /// the grid are ignored.
+    /// the grid are ignored. At most one array per direction.
     ///
     /// # Panics
     /// 1. When a weight array's length is not `h * w`.
@@ -89,7 +97,8 @@ impl GridSystem {
         edges: Vec<(Neighbour, Vec<f32>)>,
     ) -> Self {
         let mut diag = vec![1.0f32; h * w];
-        let mut links = Vec::with_capacity(edges.len());
+        let mut east = vec![0.0f32; h * w];
+        let mut below = Vec::with_capacity(edges.len());
         for (nb, mut wts) in edges {
             assert_eq!(wts.len(), h * w, "edge weight array length must be h*w");
             let mut any = false;
@@ -108,76 +117,119 @@ impl GridSystem {
                     }
                 }
             }
-            if any {
-                // An edge inside the grid means the neighbour comes later in the scan: o > 0.
-                let (dy, dx) = nb.offset();
-                links.push((((dy * w) as isize + dx) as usize, wts));
+            match nb.offset() {
+                (0, _) => east = wts,
+                (_, dx) if any => below.push((dx, wts)),
+                _ => {}
             }
         }
-        Self { h, w, diag, links }
+        Self { h, w, diag, east, below }
     }
 
     /// `out = A·x`.
     pub(crate) fn apply(&self, x: &[f32], out: &mut [f32]) {
+        let (h, w) = (self.h, self.w);
         for ((o, &d), &xi) in out.iter_mut().zip(&self.diag).zip(x) {
             *o = d * xi;
         }
-        let n = x.len();
-        for (o, a) in &self.links {
-            let o = *o;
-            for i in 0..n - o {
-                out[i] += a[i] * x[i + o];
-                out[i + o] += a[i] * x[i];
+        for i in 0..(h * w).saturating_sub(1) {
+            let e = self.east[i];
+            out[i] += e * x[i + 1];
+            out[i + 1] += e * x[i];
+        }
+        for (dx, a) in &self.below {
+            for y in 0..h.saturating_sub(1) {
+                for xx in sending(*dx, w) {
+                    let i = y * w + xx;
+                    let k = (i + w).wrapping_add_signed(*dx);
+                    out[i] += a[i] * x[k];
+                    out[k] += a[i] * x[i];
+                }
             }
         }
     }
 
     /// The diagonal `D̃` of the modified incomplete factorisation, as `1 / D̃`.
     fn preconditioner(&self) -> Vec<f32> {
-        let n = self.h * self.w;
+        let (h, w) = (self.h, self.w);
         // Row sums of the strictly upper part (≤ 0).
-        let mut upper = vec![0.0f32; n];
-        for (_, a) in &self.links {
+        let mut upper = self.east.clone();
+        for (_, a) in &self.below {
             for (u, &v) in upper.iter_mut().zip(a) {
                 *u += v;
             }
         }
-        let mut inv_d = vec![0.0f32; n];
-        for i in 0..n {
-            let mut d = self.diag[i];
-            for (o, a) in &self.links {
-                if let Some(j) = i.checked_sub(*o) {
-                    let aji = a[j];
-                    d -= aji * ((1.0 - MIC_OMEGA) * aji + MIC_OMEGA * upper[j]) * inv_d[j];
+        let fill = |a: f32, j: usize, inv_d: &[f32]| {
+            a * ((1.0 - MIC_OMEGA) * a + MIC_OMEGA * upper[j]) * inv_d[j]
+        };
+        let mut inv_d = vec![0.0f32; h * w];
+        let mut d = vec![0.0f32; w];
+        for y in 0..h {
+            let row = y * w;
+            d.copy_from_slice(&self.diag[row..row + w]);
+            if y > 0 {
+                for (dx, a) in &self.below {
+                    for x in sending(-dx, w) {
+                        let j = (row - w + x).wrapping_add_signed(-dx);
+                        d[x] -= fill(a[j], j, &inv_d);
+                    }
                 }
             }
-            // A is strictly diagonally dominant with unit excess, so d ≥ 1 in exact
-            // arithmetic; the floor only guards rounding.
-            inv_d[i] = 1.0 / d.max(1e-3 * self.diag[i]);
+            for (x, &dx_sum) in d.iter().enumerate() {
+                let i = row + x;
+                let mut di = dx_sum;
+                if x > 0 {
+                    di -= fill(self.east[i - 1], i - 1, &inv_d);
+                }
+                // A is strictly diagonally dominant with unit excess, so D̃ ≥ 1 in exact
+                // arithmetic; the floor only guards rounding.
+                inv_d[i] = 1.0 / di.max(1e-3 * self.diag[i]);
+            }
         }
         inv_d
     }
 
-    /// `z = M⁻¹ r`: forward then backward substitution.
-    fn precondition(&self, inv_d: &[f32], r: &[f32], z: &mut [f32]) {
-        let n = r.len();
-        for i in 0..n {
-            let mut s = r[i];
-            for (o, a) in &self.links {
-                if let Some(j) = i.checked_sub(*o) {
-                    s -= a[j] * z[j];
+    /// `z = M⁻¹ r`: forward then backward substitution, a row at a time. The terms from the
+    /// neighbouring row are final and summed in a vectorisable pass; only the East coupling
+    /// is a sequential recurrence.
+    fn precondition(&self, inv_d: &[f32], r: &[f32], z: &mut [f32], t: &mut [f32]) {
+        let (h, w) = (self.h, self.w);
+        for y in 0..h {
+            let row = y * w;
+            t.copy_from_slice(&r[row..row + w]);
+            if y > 0 {
+                for (dx, a) in &self.below {
+                    for x in sending(-dx, w) {
+                        let j = (row - w + x).wrapping_add_signed(-dx);
+                        t[x] -= a[j] * z[j];
+                    }
                 }
             }
-            z[i] = s * inv_d[i];
+            let mut prev = 0.0f32;
+            for (x, &tx) in t.iter().enumerate() {
+                let i = row + x;
+                let e = if x > 0 { self.east[i - 1] } else { 0.0 };
+                prev = (tx - e * prev) * inv_d[i];
+                z[i] = prev;
+            }
         }
-        for i in (0..n).rev() {
-            let mut s = 0.0;
-            for (o, a) in &self.links {
-                if let Some(&zk) = z.get(i + o) {
-                    s += a[i] * zk;
+        for y in (0..h).rev() {
+            let row = y * w;
+            t.fill(0.0);
+            if y + 1 < h {
+                for (dx, a) in &self.below {
+                    for x in sending(*dx, w) {
+                        let i = row + x;
+                        t[x] += a[i] * z[(i + w).wrapping_add_signed(*dx)];
+                    }
                 }
             }
-            z[i] -= s * inv_d[i];
+            let mut next = 0.0f32;
+            for x in (0..w).rev() {
+                let i = row + x;
+                next = z[i] - (t[x] + self.east[i] * next) * inv_d[i];
+                z[i] = next;
+            }
         }
     }
 
@@ -195,8 +247,9 @@ impl GridSystem {
         for (ri, &bi) in r.iter_mut().zip(b) {
             *ri = bi - *ri;
         }
+        let mut t = vec![0.0f32; self.w];
         let mut z = vec![0.0f32; n];
-        self.precondition(inv_d, &r, &mut z);
+        self.precondition(inv_d, &r, &mut z, &mut t);
         let mut p = z.clone();
         let mut q = vec![0.0f32; n];
         let mut rz = dot(&r, &z);
@@ -210,11 +263,11 @@ impl GridSystem {
                 return it;
             }
             let alpha = (rz / pq) as f32;
-            for i in 0..n {
-                x[i] += alpha * p[i];
-                r[i] -= alpha * q[i];
+            for (((xi, ri), &pi), &qi) in x.iter_mut().zip(r.iter_mut()).zip(&p).zip(&q) {
+                *xi += alpha * pi;
+                *ri -= alpha * qi;
             }
-            self.precondition(inv_d, &r, &mut z);
+            self.precondition(inv_d, &r, &mut z, &mut t);
             let rz_new = dot(&r, &z);
             let beta = (rz_new / rz) as f32;
             rz = rz_new;
