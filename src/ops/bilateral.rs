@@ -338,6 +338,7 @@ pub(crate) fn exp_neg(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::test_images::hashed;
 
     /// Straight transcription of the definition, exact `exp`, f64 sums.
     fn reference(img: &Planes, guide: &Planes, p: &BilateralParams) -> Planes {
@@ -372,10 +373,6 @@ mod tests {
         out
     }
 
-    fn noise(c: usize, h: usize, w: usize, seed: usize) -> Planes {
-        Planes::from_fn(c, h, w, |c, y, x| (((c + 3) * 7919 + y * 104_729 + x * 15_485_863 + seed) % 1000) as f32 / 999.0)
-    }
-
     #[test]
     fn exp_neg_is_accurate() {
         for i in 0..=20_000 {
@@ -395,9 +392,9 @@ mod tests {
     #[test]
     fn matches_definition_colour_and_joint() {
         // 70 × 300: several bands and a partial second tile.
-        let img = noise(3, 70, 300, 1);
-        let guide = noise(1, 70, 300, 5);
-        let two = noise(2, 70, 300, 9);
+        let img = hashed(3, 70, 300, 1);
+        let guide = hashed(1, 70, 300, 5);
+        let two = hashed(2, 70, 300, 9);
         for p in [BilateralParams::new(2.0, 0.2).ok(), BilateralParams::new(1.0, 0.05).ok()].into_iter().flatten() {
             for (got, want) in [
                 (bilateral_filter(&img, &p), reference(&img, &img, &p)),
