@@ -10,7 +10,7 @@
 //! | bilateral, joint bilateral | [`bilateral_filter`], [`joint_bilateral_filter`] | `cv::bilateralFilter`, `cv::ximgproc::jointBilateralFilter` |
 //! | guided filter | [`guided_filter`] | `cv::ximgproc::guidedFilter` |
 //! | rolling guidance | [`rolling_guidance`] | `cv::ximgproc::rollingGuidanceFilter`, Zhang's MATLAB |
-//! | L0 gradient minimisation | [`l0_smooth`] | `cv::ximgproc::l0Smooth` |
+//! | L0 gradient minimisation | [`l0_smooth`] | Xu's MATLAB `L0Smoothing.m`, `cv::ximgproc::l0Smooth` |
 //!
 //! Border rules follow OpenCV's names ([`Border`]).
 
