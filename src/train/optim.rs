@@ -120,10 +120,14 @@ impl Adam {
         let bc2_sqrt = (1.0 - beta2.powi(t)).sqrt();
         for slot in self.slots.iter_mut() {
             let Some(g) = grads.get(&slot.var) else { continue };
+            // Gradients can carry the op history of the step that made them; moments built from
+            // them would chain every step's graph to the next and memory would grow without
+            // bound, so everything kept across steps is detached.
+            let g = g.detach();
             let theta = slot.var.as_detached_tensor();
             let g = if weight_decay != 0.0 { (g + (&theta * weight_decay)?)? } else { g.clone() };
-            slot.m = ((&slot.m * beta1)? + (&g * (1.0 - beta1))?)?;
-            slot.v = ((&slot.v * beta2)? + (g.sqr()? * (1.0 - beta2))?)?;
+            slot.m = ((&slot.m * beta1)? + (&g * (1.0 - beta1))?)?.detach();
+            slot.v = ((&slot.v * beta2)? + (g.sqr()? * (1.0 - beta2))?)?.detach();
             let denom = ((slot.v.sqrt()? / bc2_sqrt)? + eps)?;
             let update = ((&slot.m / denom)? * step_size)?;
             slot.var.set(&(theta - update)?)?;
