@@ -15,10 +15,12 @@ pub use tile::{feather_weight, tile_grid, Tile};
 /// Width of the feathered band on each side of a tile seam, in pixels.
 pub const FEATHER: usize = 8;
 
-/// Rough resident bytes per processed pixel per feature channel during a forward pass in
-/// f32 on the CPU (live feature maps, concatenations, convolution scratch), measured with
-/// `bench/model.sh` and rounded up.
-pub const BYTES_PER_PIXEL_PER_CHANNEL: usize = 40;
+/// Resident bytes per processed pixel per feature channel during a forward pass in f32 on the
+/// CPU with candle 0.11.1. Measured peaks (`/usr/bin/time -f %M`, 422×422, untiled): 485 for
+/// C = 8, N = 1 and 510 for C = 64, N = 2, i.e. about 125 f32 maps of C channels alive at the
+/// peak, far more than the ~10 the network needs; rounded up. (Why candle keeps so much alive
+/// is not yet understood; see bench/RESULTS.md.)
+pub const BYTES_PER_PIXEL_PER_CHANNEL: usize = 520;
 
 /// How images are cut for inference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +44,8 @@ pub struct Smoother {
     dtype: DType,
     tiling: Tiling,
     context: usize,
+    /// Whether `context` was given explicitly (`--tile-overlap`).
+    context_fixed: bool,
 }
 
 /// The result of smoothing one image.
@@ -58,8 +62,9 @@ impl Smoother {
     /// margin, [`NetConfig::receptive_radius`] + [`FEATHER`].
     #[must_use]
     pub fn new(net: CsgisNet, device: Device, dtype: DType, tiling: Tiling, context: Option<usize>) -> Self {
+        let context_fixed = context.is_some();
         let context = context.unwrap_or_else(|| Self::exact_context(net.config()));
-        Self { net, device, dtype, tiling, context }
+        Self { net, device, dtype, tiling, context, context_fixed }
     }
 
     /// The context margin that makes tiling exact for `config`.
@@ -74,12 +79,16 @@ impl Smoother {
         &self.device
     }
 
-    /// Core tile size for a `w`×`h` image, or `None` to run it whole.
+    /// Core tile size and context margin for a `w`×`h` image, or `None` to run it whole.
+    ///
+    /// Under [`Tiling::Auto`] the processed region (core + 2·context) is sized to the budget;
+    /// when the exact context does not fit in it, the context shrinks to a quarter of the
+    /// region (tiling is then approximate, with feathered seams) unless `--tile-overlap` fixed it.
     #[must_use]
-    pub fn tile_size(&self, w: usize, h: usize) -> Option<usize> {
+    pub fn tile_plan(&self, w: usize, h: usize) -> Option<(usize, usize)> {
         match self.tiling {
             Tiling::Off => None,
-            Tiling::Fixed(t) => (t < w.max(h)).then_some(t),
+            Tiling::Fixed(t) => (t < w.max(h)).then_some((t, self.context)),
             Tiling::Auto { budget } => {
                 let per_pixel = BYTES_PER_PIXEL_PER_CHANNEL * self.net.config().channels;
                 let max_pixels = (budget / per_pixel).max(1);
@@ -87,7 +96,8 @@ impl Smoother {
                     return None;
                 }
                 let side = (max_pixels as f64).sqrt() as usize;
-                Some(side.saturating_sub(2 * self.context).max(64))
+                let context = if self.context_fixed { self.context } else { self.context.min(side / 4) };
+                Some((side.saturating_sub(2 * context).max(32), context))
             }
         }
     }
@@ -106,13 +116,13 @@ impl Smoother {
     /// [`crate::Error::Tensor`] when the device fails (for example, out of memory).
     pub fn smooth(&self, img: &Planes) -> Result<Smoothed> {
         let (w, h) = (img.w, img.h);
-        let Some(tile) = self.tile_size(w, h) else {
+        let Some((tile, context)) = self.tile_plan(w, h) else {
             return self.run(img);
         };
-        let feather = FEATHER.min(self.context).min(tile / 4);
+        let feather = FEATHER.min(context).min(tile / 4);
         let mut acc = Planes::zeros(4, h, w); // S1 (3) ‖ edges (1)
         let mut weight = vec![0.0f32; w * h];
-        for t in tile_grid(w, h, tile, self.context, feather) {
+        for t in tile_grid(w, h, tile, context, feather) {
             let (ix0, iy0, ix1, iy1) = t.input;
             let crop = Planes::from_fn(3, iy1 - iy0, ix1 - ix0, |c, y, x| img.get(c, y + iy0, x + ix0));
             let out = self.run(&crop)?;
