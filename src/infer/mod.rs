@@ -159,10 +159,11 @@ pub fn available_memory() -> Option<usize> {
     Some(kb * 1024)
 }
 
-/// The default `--tile auto` budget on the CPU: half the available memory, at most 1.5 GiB,
-/// so that the whole process stays within 2 GB resident on large images.
+/// The default `--tile auto` budget for the forward pass on the CPU: half the available memory,
+/// at most 1 GiB. A 24-megapixel image also holds about 0.8 GB of full-size planes (input,
+/// accumulated output, weights) during inference, so the process stays near 2 GB.
 #[must_use]
 pub fn auto_budget() -> usize {
-    let cap = 3 << 29; // 1.5 GiB
+    let cap = 1 << 30; // 1 GiB
     available_memory().map_or(cap, |m| (m / 2).min(cap))
 }

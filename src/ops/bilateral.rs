@@ -428,7 +428,8 @@ mod proptests {
         fn constant_is_fixed_point(h in 1usize..12, w in 1usize..12, v in 0.0f32..=1.0, s in 0.5f32..4.0) {
             let p = BilateralParams::new(s, 0.1).map_err(|e| TestCaseError::fail(e.to_string()))?;
             let out = bilateral_filter(&Planes::constant(3, h, w, v), &p);
-            prop_assert!(out.data.iter().all(|o| (o - v).abs() < 1e-6));
+            // A normalised sum of ~100 f32 weights: a few ulps of error (1e-6 was seen at v 0.87).
+            prop_assert!(out.data.iter().all(|o| (o - v).abs() < 1e-5));
         }
 
         #[test]
