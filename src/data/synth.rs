@@ -15,7 +15,7 @@
 //!    `1 − border_alpha` and `border_alpha` (the antialiased rim) the label is 255 (ignore);
 //! 4. the composite must pass the eq. 12 smoothness test again (clip art with hatching or
 //!    photographic fills fails and the GT is redrawn);
-//! 5. then the same outputs as `build` ([`write_gt`]): edge labels, over-smoothed negative,
+//! 5. then the same outputs as `build` ([`crate::data::build::write_gt`]): edge labels, over-smoothed negative,
 //!    one textured input per texture, the label map, records and the manifest.
 //!
 //! Every GT is drawn from a generator seeded by (seed, GT index) alone, so a rerun
