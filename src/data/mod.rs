@@ -23,6 +23,7 @@ pub mod imageio;
 pub mod manifest;
 pub mod oversmooth;
 pub mod preview;
+pub mod records;
 pub mod rng;
 pub mod sample;
 pub mod screen;

@@ -23,7 +23,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::data::build::{choose_gt, list_images, process_resumable, resize_nearest, BuildConfig, BuildReport, GtRecord, Texture};
+use crate::data::build::{choose_gt, list_images, resize_nearest, BuildConfig, Texture};
+use crate::data::records::{process_resumable, BuildReport, GtRecord};
 use crate::data::candidates::Candidate;
 use crate::data::imageio::{fit_max_side, load_rgb, load_rgba, resize, Gray8, IGNORE};
 use crate::data::rng::{combine, Rng};
@@ -212,7 +213,7 @@ pub struct Drawn {
     /// The background's chosen candidate.
     pub chosen: String,
     /// The background's candidate figures.
-    pub candidates: Vec<crate::data::build::CandidateScore>,
+    pub candidates: Vec<crate::data::records::CandidateScore>,
 }
 
 /// Draws GT number `index` (up to `attempts` tries); `Err(reason)` when all fail.
