@@ -69,7 +69,7 @@ fn main() {
     println!("ops_solvers: {side}×{side} RGB, release build, {threads} rayon threads\n");
     println!("| operator | parameters | ms (median) | runs |");
     println!("|---|---|---:|---:|");
-    let mut row = |name: &str, params: &str, runs: usize, ms: f64| {
+    let row = |name: &str, params: &str, runs: usize, ms: f64| {
         println!("| {name} | {params} | {ms:.1} | {runs} |");
     };
     let g = GaussianParams { sigma: 2.0, radius: 6 };

@@ -6,22 +6,22 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Reading or writing a file failed.
-    #[error("{}: {source}", path.display())]
+    // The cause is part of the message (not a `#[source]`), so that `{:#}` chains at the CLI
+    // edge do not print it twice.
+    #[error("{}: {cause}", path.display())]
     Io {
         /// The file concerned.
         path: PathBuf,
         /// The operating system's error.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// An image could not be decoded or encoded.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Image {
         /// The file concerned (`-` for stdin/stdout).
         path: PathBuf,
         /// The codec's error.
-        #[source]
-        source: image::ImageError,
+        cause: image::ImageError,
     },
     /// An image is acceptable to the codec but not to csgis (size limits, empty).
     #[error("{}: {reason}", path.display())]
@@ -75,7 +75,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     /// An [`Error::Io`] for `path`.
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io { path: path.into(), source }
+    pub fn io(path: impl Into<PathBuf>, cause: std::io::Error) -> Self {
+        Self::Io { path: path.into(), cause }
     }
 }

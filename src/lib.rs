@@ -1,7 +1,9 @@
 //! csgis: CSGIS-Net structure-preserving image smoothing.
 //!
-//! The library behind the `csgis` binary: the network ([`model`]), classical operators
-//! ([`ops`]) and their shared pixel container, and the training data ([`data`]).
+//! The library behind the `csgis` binary: the network ([`model`]) and its inference
+//! ([`infer`]), image I/O ([`io`]), classical operators ([`ops`]), metrics ([`metrics`]) and
+//! the command line ([`cli`]), training data ([`data`]), checkpoint conversion ([`pth`]) and
+//! training ([`train`]).
 
 pub mod cli;
 pub mod data;
@@ -11,5 +13,7 @@ pub mod io;
 pub mod metrics;
 pub mod model;
 pub mod ops;
+pub mod pth;
+pub mod train;
 
 pub use error::{Error, Result};

@@ -180,12 +180,7 @@ fn assert_same_shape(a: &Planes, b: &Planes) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pattern(c: usize, h: usize, w: usize, seed: usize) -> Planes {
-        Planes::from_fn(c, h, w, |ch, y, x| {
-            (((seed + 31 * ch + 17 * y + 7 * x) * 2_654_435_761usize) % 1000) as f32 / 999.0
-        })
-    }
+    use crate::ops::test_images::hashed;
 
     /// Direct 2-D window sums with explicit zero padding (the naive reference).
     fn reference_csgis(a: &Planes, b: &Planes) -> f64 {
@@ -222,7 +217,7 @@ mod tests {
 
     #[test]
     fn identical_images() {
-        let a = pattern(3, 12, 15, 1);
+        let a = hashed(3, 12, 15, 1);
         assert_eq!(psnr(&a, &a), f64::INFINITY);
         assert!((ssim(&a, &a) - 1.0).abs() < 1e-12);
         assert!((ssim_with(&a, &a, SsimConvention::Skimage) - 1.0).abs() < 1e-12);
@@ -237,7 +232,7 @@ mod tests {
 
     #[test]
     fn csgis_matches_direct_windows() {
-        let (a, b) = (pattern(2, 9, 13, 3), pattern(2, 9, 13, 8));
+        let (a, b) = (hashed(2, 9, 13, 3), hashed(2, 9, 13, 8));
         assert!((ssim(&a, &b) - reference_csgis(&a, &b)).abs() < 1e-12);
         let map = ssim_map(&a, &b);
         let mean = map.data.iter().map(|&v| f64::from(v)).sum::<f64>() / map.data.len() as f64;
@@ -257,7 +252,7 @@ mod tests {
 
     #[test]
     fn skimage_is_nan_below_its_window() {
-        let a = pattern(1, 6, 20, 0);
+        let a = hashed(1, 6, 20, 0);
         assert!(ssim_with(&a, &a, SsimConvention::Skimage).is_nan());
         assert!(ssim(&a, &a).is_finite());
     }
@@ -275,14 +270,14 @@ mod golden;
 #[cfg(test)]
 mod proptests {
     use super::*;
+    use crate::ops::test_images::hashed;
     use proptest::prelude::*;
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(32))]
         #[test]
         fn ssim_is_symmetric_and_bounded(c in 1usize..4, h in 7usize..16, w in 7usize..16, s1 in 0usize..500, s2 in 0usize..500) {
-            let f = |s: usize| Planes::from_fn(c, h, w, |ch, y, x| (((s + 31 * ch + 17 * y + 7 * x) * 2_654_435_761usize) % 1000) as f32 / 999.0);
-            let (a, b) = (f(s1), f(s2));
+            let (a, b) = (hashed(c, h, w, s1), hashed(c, h, w, s2));
             for conv in [SsimConvention::Csgis, SsimConvention::Skimage] {
                 let (ab, ba) = (ssim_with(&a, &b, conv), ssim_with(&b, &a, conv));
                 prop_assert!((ab - ba).abs() < 1e-12);

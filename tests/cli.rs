@@ -200,3 +200,56 @@ fn without_embedded_weights_the_error_says_so() {
     assert_exit(&o, 2);
     assert!(stderr(&o).contains("--weights"), "{}", stderr(&o));
 }
+
+#[test]
+fn classical_methods_share_the_batch_cli() {
+    let env = TestEnv::new();
+    env.write_rgb("a.png", 40, 30);
+    for m in ["bilateral", "guided", "rgf", "l0", "rtv", "wls", "ils", "sdf"] {
+        let o = env.run(&["smooth", "--method", m, "a.png", "-o", m], None);
+        assert_exit(&o, 0);
+        assert!(env.path(&format!("{m}/a.png")).exists(), "{m}");
+    }
+    let o = env.run(&["smooth", "--method", "rtv", "--kappa", "2", "a.png", "-o", "x"], None);
+    assert_exit(&o, 2);
+    assert!(stderr(&o).contains("--kappa does not apply to --method rtv"), "{}", stderr(&o));
+}
+
+#[test]
+fn eval_prints_json_lines_and_a_summary() {
+    let env = TestEnv::new();
+    env.write_rgb("gt/a.png", 30, 20);
+    env.write_rgb("gt/b.png", 25, 25);
+    env.write_rgb("pred/a.png", 30, 20);
+    std::fs::copy(env.path("gt/b.png"), env.path("pred/b.png")).unwrap();
+    let o = env.run(&["eval", "--pred", "pred", "--gt", "gt", "--json"], None);
+    assert_exit(&o, 0);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[2]["count"], 2);
+    assert!((lines[1]["ssim"].as_f64().unwrap() - 1.0).abs() < 1e-9);
+    let o = env.run(&["eval", "--input", "pred", "--gt", "gt", "--method", "guided", "--sweep", "--json"], None);
+    assert_exit(&o, 0);
+}
+
+#[test]
+fn converted_checkpoints_run_like_the_safetensors() {
+    let env = TestEnv::new();
+    env.write_rgb("a.png", 26, 18);
+    assert_exit(&env.smooth(&["a.png", "-o", "ref"], None), 0);
+    let reference = std::fs::read(env.path("ref/a.png")).unwrap();
+    for ckpt in ["checkpoint.pth", "checkpoint-legacy.pth"] {
+        let src = util::fixture(&format!("jess-w8-n1/{ckpt}"));
+        let o = env.run(&["convert", src.to_str().unwrap(), "-o", "w.safetensors"], None);
+        assert_exit(&o, 0);
+        assert!(stderr(&o).contains("N = 1, C = 8"), "{}", stderr(&o));
+        let o = env.run(&["smooth", "--weights", "w.safetensors", "a.png", "-o", ckpt], None);
+        assert_exit(&o, 0);
+        assert_eq!(std::fs::read(env.path(&format!("{ckpt}/a.png"))).unwrap(), reference, "{ckpt}");
+    }
+    std::fs::write(env.path("junk.pth"), b"not a checkpoint").unwrap();
+    let o = env.run(&["convert", "junk.pth", "-o", "j.safetensors"], None);
+    assert_exit(&o, 2);
+    assert!(stderr(&o).contains("junk.pth"), "{}", stderr(&o));
+}

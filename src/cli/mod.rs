@@ -3,11 +3,15 @@
 //! clap types live only here; each subcommand's arguments resolve into library types.
 
 mod batch;
+pub mod convert;
+pub mod eval;
 pub mod dataset;
 pub mod man;
+pub mod method_args;
 mod progress;
 pub mod report;
 pub mod smooth;
+pub mod train;
 
 use std::path::PathBuf;
 
@@ -42,8 +46,14 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Smooth images with CSGIS-Net.
+    /// Smooth images with CSGIS-Net or a classical operator (--method).
     Smooth(SmoothArgs),
+    /// Score predictions against ground truth (PSNR, SSIM), or run a method and score it.
+    Eval(eval::EvalArgs),
+    /// Train CSGIS-Net with every loss of the paper, or DeepLabv3+ (`train seg`).
+    Train(train::TrainArgs),
+    /// Convert an authors' PyTorch checkpoint (.pth, zip or legacy) to safetensors.
+    Convert(convert::ConvertArgs),
     /// Build, synthesise and preview training data.
     Dataset(dataset::DatasetArgs),
     /// Print a shell completion script.
@@ -66,6 +76,19 @@ pub fn command() -> clap::Command {
 pub fn run(cli: Cli) -> anyhow::Result<Status> {
     match cli.command {
         Command::Smooth(args) => run_smooth(&args, cli.quiet),
+        Command::Eval(args) => {
+            let device = open_device(crate::infer::DeviceChoice::Auto).map_err(anyhow::Error::msg)?;
+            let engine_for = |method: Option<crate::ops::Method>| -> anyhow::Result<Box<dyn Engine>> {
+                build_engine(method, args.weights.as_ref(), &device, DType::F32, Tiling::Auto { budget: auto_budget() }, None)
+            };
+            eval::run_eval(&args, &engine_for)?;
+            Ok(Status::Success)
+        }
+        Command::Train(args) => train::run_train(&args, cli.quiet).map(|()| Status::Success),
+        Command::Convert(args) => {
+            convert::run_convert(&args, cli.quiet)?;
+            Ok(Status::Success)
+        }
         Command::Dataset(args) => dataset::run(&args, cli.quiet).map(|()| Status::Success),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut command(), "csgis", &mut std::io::stdout());
@@ -92,6 +115,37 @@ impl Engine for NetEngine {
             candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
         }
     }
+}
+
+/// A classical operator as a batch engine.
+struct ClassicalEngine {
+    method: crate::ops::Method,
+}
+
+impl Engine for ClassicalEngine {
+    fn smooth(&self, rgb: &Planes) -> crate::Result<(Planes, Option<Planes>)> {
+        Ok((self.method.apply(rgb), None))
+    }
+
+    fn device_name(&self) -> String {
+        "cpu".into()
+    }
+}
+
+/// The engine for a classical method, or the network (from `weights` or the embedded model).
+fn build_engine(
+    method: Option<crate::ops::Method>,
+    weights: Option<&PathBuf>,
+    device: &candle_core::Device,
+    dtype: DType,
+    tiling: Tiling,
+    context: Option<usize>,
+) -> anyhow::Result<Box<dyn Engine>> {
+    if let Some(method) = method {
+        return Ok(Box::new(ClassicalEngine { method }));
+    }
+    let model = load_model(weights, device, dtype)?;
+    Ok(Box::new(NetEngine { smoother: Smoother::new(model.net, device.clone(), dtype, tiling, context) }))
 }
 
 fn load_model(weights: Option<&PathBuf>, device: &candle_core::Device, dtype: DType) -> anyhow::Result<LoadedModel> {
@@ -127,19 +181,18 @@ fn run_smooth(args: &SmoothArgs, quiet: bool) -> anyhow::Result<Status> {
     if let Some(dir) = &args.edges {
         std::fs::create_dir_all(dir).with_context(|| format!("creating edges directory {}", dir.display()))?;
     }
+    let method = args.method.resolve()?;
     let device = open_device(args.device).map_err(anyhow::Error::msg)?;
     let (dtype, note) = effective_dtype(&device, args.dtype);
-    if let (Some(note), false) = (note, quiet) {
+    if let (Some(note), false, None) = (note, quiet, method) {
         eprintln!("csgis: note: {note}");
     }
-    let model = load_model(args.weights.as_ref(), &device, dtype)?;
     let tiling = match args.tile {
         None => Tiling::Off,
         Some(TileArg::Size(n)) => Tiling::Fixed(n),
         Some(TileArg::Auto) => Tiling::Auto { budget: auto_budget() },
     };
-    let smoother = Smoother::new(model.net, device, dtype, tiling, args.tile_overlap);
-    let engine = NetEngine { smoother };
+    let engine = build_engine(method, args.weights.as_ref(), &device, dtype, tiling, args.tile_overlap)?;
     let opts = BatchOptions {
         existing: if args.overwrite {
             ExistingPolicy::Overwrite
@@ -154,7 +207,7 @@ fn run_smooth(args: &SmoothArgs, quiet: bool) -> anyhow::Result<Status> {
         io_threads: args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         quiet,
     };
-    let outcomes = batch::run_batch(&plan, &engine, &opts)?;
+    let outcomes = batch::run_batch(&plan, engine.as_ref(), &opts)?;
     if !quiet && outcomes.len() > 1 {
         eprintln!("csgis: {}", report::summary(&outcomes));
     }

@@ -78,6 +78,10 @@ pub struct SmoothArgs {
     #[arg(value_name = "INPUT")]
     pub inputs: Vec<String>,
 
+    /// The smoothing method and its parameters.
+    #[command(flatten)]
+    pub method: super::method_args::MethodArgs,
+
     /// Descend into directories; their tree is mirrored under the output directory.
     #[arg(short, long)]
     pub recursive: bool,

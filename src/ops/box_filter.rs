@@ -1,19 +1,21 @@
 //! Box mean in O(1) per pixel: the building block of the guided filter.
 //!
-//! The window sum is taken separably from 1-D integral images (running prefix sums):
-//! first along every row, then down every column, with `f64` accumulators so a
-//! 1024-pixel sweep loses nothing to cancellation. The cost does not depend on the
+//! The window sum is taken separably from running sums: down every column (one running
+//! sum per column, vectorised), then along the row of column sums. Accumulators are `f64`,
+//! so a 1024-pixel sweep loses nothing to cancellation, and the cost does not depend on the
 //! radius. This is OpenCV's `cv::boxFilter(src, dst, -1, (2r+1, 2r+1), normalize = true)`,
 //! which also sums in `double` for `float` input (imgproc/src/box_filter.simd.hpp).
 //!
-//! Rows are swept in parallel (rayon) in the first pass, bands of rows in the second.
+//! Both passes run in one sweep per band of rows (rayon over bands), with no intermediate
+//! plane. The row pass, a serial chain of additions, is split into [`LANES`] interleaved
+//! segments so the additions pipeline.
 
 use rayon::prelude::*;
 
 use super::{Border, Planes};
 
-/// Rows per task in the vertical pass: each band re-sums its first window once.
-const BAND: usize = 32;
+/// Independent running sums per row in the horizontal pass.
+const LANES: usize = 8;
 
 /// Mean over the `(2·radius + 1)²` window centred on every pixel of one plane.
 ///
@@ -24,49 +26,76 @@ const BAND: usize = 32;
 /// 1. When `src.len() != h * w`.
 #[must_use]
 pub fn box_mean_plane(src: &[f32], h: usize, w: usize, radius: usize, border: Border) -> Vec<f32> {
-    assert_eq!(src.len(), h * w, "box_mean_plane: plane length must be h*w");
-    if h == 0 || w == 0 {
-        return Vec::new();
-    }
-    let k = 2 * radius + 1;
-    let r = radius as isize;
-    let cols: Vec<usize> = (0..w + 2 * radius).map(|i| border.index(i as isize - r, w)).collect();
-    let rows: Vec<usize> = (0..h + 2 * radius).map(|i| border.index(i as isize - r, h)).collect();
-
-    // Pass 1: horizontal window sums, a sliding prefix difference per row.
-    let mut hsum = vec![0.0f32; h * w];
-    hsum.par_chunks_mut(w).zip(src.par_chunks(w)).for_each(|(out, row)| {
-        let mut acc: f64 = cols[..k - 1].iter().map(|&c| f64::from(row[c])).sum();
-        for (x, o) in out.iter_mut().enumerate() {
-            acc += f64::from(row[cols[x + k - 1]]);
-            *o = acc as f32;
-            acc -= f64::from(row[cols[x]]);
-        }
-    });
-
-    // Pass 2: vertical sums of the row sums, one running accumulator per column.
-    let norm = 1.0 / (k * k) as f64;
     let mut out = vec![0.0f32; h * w];
-    out.par_chunks_mut(w * BAND).enumerate().for_each(|(band, out_band)| {
-        let y0 = band * BAND;
-        let mut acc = vec![0.0f64; w];
+    box_mean_into(src, h, w, radius, border, &mut out);
+    out
+}
+
+/// [`box_mean_plane`] writing into `out` (`h * w` values).
+fn box_mean_into(src: &[f32], h: usize, w: usize, radius: usize, border: Border, out: &mut [f32]) {
+    assert_eq!(src.len(), h * w, "box_mean_plane: plane length must be h*w");
+    assert_eq!(out.len(), h * w, "box_mean_plane: output length must be h*w");
+    if h == 0 || w == 0 {
+        return;
+    }
+    let (k, r) = (2 * radius + 1, radius);
+    let rows: Vec<usize> = (0..h + 2 * r).map(|i| border.index(i as isize - r as isize, h)).collect();
+    let cols: Vec<usize> = (0..w + 2 * r).map(|i| border.index(i as isize - r as isize, w)).collect();
+    let norm = 1.0 / (k * k) as f64;
+    // Each band re-sums its first window once: keep bands long, but enough to balance.
+    let band = h.div_ceil(4 * rayon::current_num_threads()).max(16);
+    out.par_chunks_mut(w * band).enumerate().for_each(|(b, out_band)| {
+        let y0 = b * band;
+        let mut colsum = vec![0.0f64; w];
+        let mut padded = vec![0.0f64; w + 2 * r];
+        let mut step = vec![0.0f64; w];
         for &yy in &rows[y0..y0 + k - 1] {
-            for (a, &v) in acc.iter_mut().zip(&hsum[yy * w..][..w]) {
+            for (a, &v) in colsum.iter_mut().zip(&src[yy * w..][..w]) {
                 *a += f64::from(v);
             }
         }
         for (i, out_row) in out_band.chunks_mut(w).enumerate() {
             let y = y0 + i;
-            let add = &hsum[rows[y + k - 1] * w..][..w];
-            let sub = &hsum[rows[y] * w..][..w];
-            for (((a, o), &ad), &sb) in acc.iter_mut().zip(out_row.iter_mut()).zip(add).zip(sub) {
+            let add = &src[rows[y + k - 1] * w..][..w];
+            let sub = &src[rows[y] * w..][..w];
+            for (((a, p), &ad), &sb) in colsum.iter_mut().zip(&mut padded[r..r + w]).zip(add).zip(sub) {
                 *a += f64::from(ad);
-                *o = (*a * norm) as f32;
+                *p = *a;
                 *a -= f64::from(sb);
             }
+            for j in (0..r).chain(r + w..w + 2 * r) {
+                padded[j] = padded[r + cols[j]];
+            }
+            window_sums(&padded, k, norm, &mut step, out_row);
         }
     });
-    out
+}
+
+/// `out[x] = norm · Σ padded[x..x + k]`: differences of consecutive windows, summed in
+/// [`LANES`] interleaved segments that each start from a directly summed window.
+fn window_sums(padded: &[f64], k: usize, norm: f64, step: &mut [f64], out: &mut [f32]) {
+    let w = out.len();
+    for ((d, &a), &s) in step[1..].iter_mut().zip(&padded[k..]).zip(&padded[..w - 1]) {
+        *d = a - s;
+    }
+    let seg = w.div_ceil(LANES);
+    let mut sums = [0.0f64; LANES];
+    for (l, s) in sums.iter_mut().enumerate() {
+        let x0 = l * seg;
+        if x0 < w {
+            *s = padded[x0..x0 + k].iter().sum();
+            out[x0] = (*s * norm) as f32;
+        }
+    }
+    for j in 1..seg {
+        for (l, s) in sums.iter_mut().enumerate() {
+            let x = l * seg + j;
+            if x < w {
+                *s += step[x];
+                out[x] = (*s * norm) as f32;
+            }
+        }
+    }
 }
 
 /// Box mean of every channel over a `(2·radius + 1)²` window.
@@ -84,13 +113,11 @@ pub fn box_mean_plane(src: &[f32], h: usize, w: usize, radius: usize, border: Bo
 /// ```
 #[must_use]
 pub fn box_filter(img: &Planes, radius: usize, border: Border) -> Planes {
-    let n = img.plane_len();
-    let data = (0..img.c)
-        .into_par_iter()
-        .flat_map_iter(|ch| box_mean_plane(img.plane(ch), img.h, img.w, radius, border))
-        .collect::<Vec<f32>>();
-    debug_assert_eq!(data.len(), img.c * n);
-    Planes::from_vec(img.c, img.h, img.w, data)
+    let mut out = Planes::zeros(img.c, img.h, img.w);
+    out.planes_mut().into_par_iter().enumerate().for_each(|(ch, dst)| {
+        box_mean_into(img.plane(ch), img.h, img.w, radius, border, dst);
+    });
+    out
 }
 
 #[cfg(test)]

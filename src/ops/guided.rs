@@ -185,6 +185,7 @@ fn ridge_coefficients(s: [f64; 6], eps: f64) -> [f64; 6] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::test_images::hashed;
 
     /// He et al.'s algorithm 1 for a colour guide and colour input, written out with a
     /// general 3×3 inverse and all 9 + 9 planes (no symmetry shortcut).
@@ -239,13 +240,9 @@ mod tests {
         inv
     }
 
-    fn noise(c: usize, h: usize, w: usize) -> Planes {
-        Planes::from_fn(c, h, w, |c, y, x| (((c + 1) * 7919 + y * 104_729 + x * 15_485_863) % 1000) as f32 / 999.0)
-    }
-
     #[test]
     fn colour_matches_direct_algorithm() {
-        let img = noise(3, 17, 12);
+        let img = hashed(3, 17, 12, 0);
         for p in [GuidedParams { radius: 2, eps: 0.01 }, GuidedParams { radius: 4, eps: 1e-4 }] {
             let (got, want) = (guided_filter(&img, &p), reference(&img, &p));
             let err = got.data.iter().zip(&want.data).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
@@ -255,7 +252,7 @@ mod tests {
 
     #[test]
     fn gray_large_eps_tends_to_box_mean() {
-        let img = noise(1, 9, 11);
+        let img = hashed(1, 9, 11, 0);
         let out = guided_filter(&img, &GuidedParams { radius: 1, eps: 1e6 });
         let boxed = mean(img.plane(0), 9, 11, 1);
         // a ≈ 0, b = mean, then averaged again: the double box mean.

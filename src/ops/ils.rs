@@ -143,19 +143,14 @@ fn prev_periodic(i: usize, n: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::super::rtv::test_images::{noisy_step, step_stats};
+    use super::super::test_images::assert_denoises_step;
     use super::*;
 
     #[test]
     fn noisy_step_keeps_step_and_loses_noise() {
         // Noise std 0.01: with ε = 1e-4 the penalty is quadratic only for |∂u| ≲ √ε = 0.01;
         // at std 0.03 the noise gradients count as edges and ILS removes about half (1.9×).
-        let img = noisy_step(3, 48, 48, 0.01);
-        let out = ils_smooth(&img, &IlsParams::default());
-        let (n_in, step_in) = step_stats(&img, 8);
-        let (n_out, step_out) = step_stats(&out, 8);
-        assert!(n_out * 3.0 <= n_in, "noise {n_in} -> {n_out}");
-        assert!((step_out - step_in).abs() <= 0.1 * step_in, "step {step_in} -> {step_out}");
+        assert_denoises_step(0.01, |img| ils_smooth(img, &IlsParams::default()));
     }
 
     #[test]
@@ -187,6 +182,7 @@ mod tests {
 
 #[cfg(test)]
 mod proptests {
+    use super::super::test_images::hashed;
     use super::*;
     use proptest::prelude::*;
 
@@ -194,9 +190,7 @@ mod proptests {
         #![proptest_config(ProptestConfig::with_cases(24))]
         #[test]
         fn shape_kept_and_mean_preserved(c in 1usize..4, h in 1usize..10, w in 1usize..10, seed in 0usize..1000) {
-            let img = Planes::from_fn(c, h, w, |ch, y, x| {
-                (((seed + 31 * ch + 17 * y + 7 * x) * 2_654_435_761usize) % 1000) as f32 / 999.0
-            });
+            let img = hashed(c, h, w, seed);
             let out = ils_smooth(&img, &IlsParams::default());
             prop_assert_eq!((out.c, out.h, out.w), (c, h, w));
             // The DC term is untouched (denominator 1, Dᵀμ has zero mean): means agree.

@@ -212,10 +212,7 @@ fn unpack(z: &[Complex32], (a, b): (usize, Option<usize>), s: &mut Planes) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn noise(c: usize, h: usize, w: usize) -> Planes {
-        Planes::from_fn(c, h, w, |c, y, x| (((c + 1) * 7919 + y * 104_729 + x * 15_485_863) % 1000) as f32 / 999.0)
-    }
+    use crate::ops::test_images::hashed;
 
     #[test]
     fn step_edge_survives_and_flat_grain_goes() {
@@ -238,7 +235,7 @@ mod tests {
     #[test]
     fn odd_sizes_and_single_rows_work() {
         for (h, w) in [(1, 7), (7, 1), (1, 1), (5, 13)] {
-            let img = noise(3, h, w);
+            let img = hashed(3, h, w, 0);
             for boundary in [L0Boundary::Periodic, L0Boundary::OpenCv] {
                 let out = l0_smooth(&img, &L0Params::default().with_boundary(boundary));
                 assert_eq!((out.c, out.h, out.w), (3, h, w));

@@ -10,12 +10,14 @@
 //! | bilateral, joint bilateral | [`bilateral_filter`], [`joint_bilateral_filter`] | `cv::bilateralFilter`, `cv::ximgproc::jointBilateralFilter` |
 //! | guided filter | [`guided_filter`] | `cv::ximgproc::guidedFilter` |
 //! | rolling guidance | [`rolling_guidance`] | `cv::ximgproc::rollingGuidanceFilter`, Zhang's MATLAB |
-//! | L0 gradient minimisation | [`l0_smooth`] | `cv::ximgproc::l0Smooth` |
+//! | L0 gradient minimisation | [`l0_smooth`] | Xu's MATLAB `L0Smoothing.m`, `cv::ximgproc::l0Smooth` |
 //!
 //! Border rules follow OpenCV's names ([`Border`]).
 
+mod method;
 mod planes;
 
+pub use method::Method;
 pub use planes::Planes;
 
 // Local filters (box, bilateral, guided, rolling guidance) and L0.
@@ -50,3 +52,5 @@ pub use sdf::{sdf_smooth, SdfParams};
 pub use sobel::{sobel_gradients, sobel_plane};
 pub use wls::{wls_smooth, WlsParams};
 pub(crate) use gaussian::{convolve_separable, gaussian_kernel_f64, Padding};
+#[cfg(test)]
+pub(crate) mod test_images;

@@ -102,15 +102,12 @@ pub fn rolling_guidance(img: &Planes, p: &RgfParams) -> Planes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::test_images::hashed;
     use crate::ops::bilateral_filter;
-
-    fn noise(c: usize, h: usize, w: usize) -> Planes {
-        Planes::from_fn(c, h, w, |c, y, x| (((c + 1) * 7919 + y * 104_729 + x * 15_485_863) % 1000) as f32 / 999.0)
-    }
 
     #[test]
     fn input_start_first_pass_is_the_bilateral_filter() {
-        let img = noise(3, 13, 17);
+        let img = hashed(3, 13, 17, 0);
         let p = RgfParams::new(2.0, 0.2, 1).map(|p| p.with_start(RgfStart::Input));
         let bp = BilateralParams::new(2.0, 0.2);
         if let (Ok(p), Ok(bp)) = (p, bp) {
@@ -122,7 +119,7 @@ mod tests {
 
     #[test]
     fn constant_start_first_pass_is_a_normalised_disc_gaussian() {
-        let img = noise(1, 15, 15);
+        let img = hashed(1, 15, 15, 0);
         let p = RgfParams { sigma_s: 1.0, sigma_r: 0.1, iterations: 1, start: RgfStart::Constant };
         let out = rolling_guidance(&img, &p);
         // Centre pixel, radius 2 disc: weights exp(-d²/2).

@@ -140,63 +140,13 @@ fn texture_weights(fin: &Planes, sigma: f32, sharpness: f32) -> (Vec<f32>, Vec<f
 }
 
 #[cfg(test)]
-pub(crate) mod test_images {
-    //! Synthetic images with known answers, shared by the solver-based operators' tests.
-    use super::Planes;
-
-    /// A vertical step (0.3 | 0.7) of `h×w` with deterministic uniform noise of std `noise`.
-    pub(crate) fn noisy_step(c: usize, h: usize, w: usize, noise: f32) -> Planes {
-        // Uniform on [-a, a] has std a/√3.
-        let a = noise * 3f32.sqrt();
-        Planes::from_fn(c, h, w, |ch, y, x| {
-            let base = if x < w / 2 { 0.3 } else { 0.7 };
-            let mut s = (ch * 7919 + y * 104_729 + x * 1_299_709 + 12_345) as u64;
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            let u = (s % 10_000) as f32 / 9_999.0;
-            base + a * (2.0 * u - 1.0)
-        })
-    }
-
-    /// (noise, step): the std around each half's mean, averaged over halves and channels, and
-    /// the difference of the half means, both over pixels at least `margin` from any edge.
-    pub(crate) fn step_stats(img: &Planes, margin: usize) -> (f32, f32) {
-        let (h, w) = (img.h, img.w);
-        let mut stds = Vec::new();
-        let mut means = [0.0f64; 2];
-        for ch in 0..img.c {
-            for (k, xs) in
-                [(margin..w / 2 - margin), (w / 2 + margin..w - margin)].into_iter().enumerate()
-            {
-                let vals: Vec<f64> = (margin..h - margin)
-                    .flat_map(|y| xs.clone().map(move |x| (y, x)))
-                    .map(|(y, x)| f64::from(img.get(ch, y, x)))
-                    .collect();
-                let mean = vals.iter().sum::<f64>() / vals.len() as f64;
-                let var = vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / vals.len() as f64;
-                stds.push(var.sqrt());
-                means[k] += mean / img.c as f64;
-            }
-        }
-        let std = stds.iter().sum::<f64>() / stds.len() as f64;
-        (std as f32, (means[1] - means[0]) as f32)
-    }
-}
-
-#[cfg(test)]
 mod tests {
-    use super::test_images::{noisy_step, step_stats};
+    use super::super::test_images::assert_denoises_step;
     use super::*;
 
     #[test]
     fn noisy_step_keeps_step_and_loses_noise() {
-        let img = noisy_step(3, 48, 48, 0.03);
-        let out = rtv_smooth(&img, &RtvParams::default());
-        let (n_in, step_in) = step_stats(&img, 8);
-        let (n_out, step_out) = step_stats(&out, 8);
-        assert!(n_out * 3.0 <= n_in, "noise {n_in} -> {n_out}");
-        assert!((step_out - step_in).abs() <= 0.1 * step_in, "step {step_in} -> {step_out}");
+        assert_denoises_step(0.03, |img| rtv_smooth(img, &RtvParams::default()));
     }
 
     #[test]
@@ -228,6 +178,7 @@ mod tests {
 
 #[cfg(test)]
 mod proptests {
+    use super::super::test_images::{hashed, is_within_range};
     use super::*;
     use proptest::prelude::*;
 
@@ -237,13 +188,10 @@ mod proptests {
         fn output_is_a_convex_combination(
             c in 1usize..4, h in 1usize..10, w in 1usize..10, seed in 0usize..1000, lambda in 0.001f32..0.05,
         ) {
-            let img = Planes::from_fn(c, h, w, |ch, y, x| {
-                (((seed + 31 * ch + 17 * y + 7 * x) * 2_654_435_761usize) % 1000) as f32 / 999.0
-            });
-            let (lo, hi) = img.data.iter().fold((1.0f32, 0.0f32), |(l, u), &v| (l.min(v), u.max(v)));
+            let img = hashed(c, h, w, seed);
             let out = rtv_smooth(&img, &RtvParams { lambda, ..RtvParams::default() });
-            prop_assert_eq!((out.c, out.h, out.w), (c, h, w));
-            prop_assert!(out.data.iter().all(|&v| v >= lo - 1e-4 && v <= hi + 1e-4));
+            prop_assert!(is_within_range(&img, &out, 1e-4));
         }
     }
 }
+

@@ -96,17 +96,12 @@ pub fn wls_smooth(img: &Planes, p: &WlsParams) -> Planes {
 
 #[cfg(test)]
 mod tests {
-    use super::super::rtv::test_images::{noisy_step, step_stats};
+    use super::super::test_images::assert_denoises_step;
     use super::*;
 
     #[test]
     fn noisy_step_keeps_step_and_loses_noise() {
-        let img = noisy_step(3, 48, 48, 0.03);
-        let out = wls_smooth(&img, &WlsParams::default());
-        let (n_in, step_in) = step_stats(&img, 8);
-        let (n_out, step_out) = step_stats(&out, 8);
-        assert!(n_out * 3.0 <= n_in, "noise {n_in} -> {n_out}");
-        assert!((step_out - step_in).abs() <= 0.1 * step_in, "step {step_in} -> {step_out}");
+        assert_denoises_step(0.03, |img| wls_smooth(img, &WlsParams::default()));
     }
 
     #[test]
@@ -133,6 +128,7 @@ mod tests {
 
 #[cfg(test)]
 mod proptests {
+    use super::super::test_images::{hashed, is_within_range};
     use super::*;
     use proptest::prelude::*;
 
@@ -142,13 +138,9 @@ mod proptests {
         fn output_is_a_convex_combination(
             c in 1usize..4, h in 1usize..10, w in 1usize..10, seed in 0usize..1000, lambda in 0.05f32..4.0,
         ) {
-            let img = Planes::from_fn(c, h, w, |ch, y, x| {
-                (((seed + 31 * ch + 17 * y + 7 * x) * 2_654_435_761usize) % 1000) as f32 / 999.0
-            });
-            let (lo, hi) = img.data.iter().fold((1.0f32, 0.0f32), |(l, u), &v| (l.min(v), u.max(v)));
+            let img = hashed(c, h, w, seed);
             let out = wls_smooth(&img, &WlsParams { lambda, alpha: 1.2 });
-            prop_assert_eq!((out.c, out.h, out.w), (c, h, w));
-            prop_assert!(out.data.iter().all(|&v| v >= lo - 1e-4 && v <= hi + 1e-4));
+            prop_assert!(is_within_range(&img, &out, 1e-4));
         }
     }
 }

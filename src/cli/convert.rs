@@ -1,0 +1,48 @@
+//! `csgis convert`: the authors' PyTorch checkpoints (zip or legacy pickle, state dict under
+//! `net`) to safetensors that `smooth --weights` runs, checked by loading them.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use candle_core::{DType, Device};
+use clap::Args;
+
+use crate::model::load_weights_file;
+use crate::pth::convert_checkpoint;
+
+/// Arguments of `csgis convert`.
+#[derive(Debug, Clone, Args)]
+pub struct ConvertArgs {
+    /// A PyTorch checkpoint (`torch.save` of a dict whose key `net` holds the state_dict).
+    #[arg(value_name = "CHECKPOINT")]
+    pub input: PathBuf,
+    /// The safetensors file to write (replaced atomically).
+    #[arg(short, long, value_name = "OUT.safetensors")]
+    pub output: PathBuf,
+}
+
+/// Converts, then loads the result strictly to report the architecture.
+///
+/// # Errors
+/// Unreadable or unsupported checkpoints; a conversion that is not a CSGIS/JESS network is
+/// written but reported as such.
+pub fn run_convert(args: &ConvertArgs, quiet: bool) -> anyhow::Result<()> {
+    let summary = convert_checkpoint(&args.input, &args.output)?;
+    let arch = match load_weights_file(&args.output, &Device::Cpu, DType::F32) {
+        Ok(model) => format!("a CSGIS/JESS network with N = {}, C = {}", model.config.blocks, model.config.channels),
+        Err(e) => format!("not loadable as a CSGIS/JESS network ({e})"),
+    };
+    if !quiet {
+        eprintln!(
+            "csgis: {} ({}, state dict {}): {} tensors written to {}, {} num_batches_tracked dropped; {arch}",
+            args.input.display(),
+            summary.format.as_str(),
+            summary.key.as_deref().map_or("at the top level".to_string(), |k| format!("under '{k}'")),
+            summary.tensors,
+            args.output.display(),
+            summary.dropped.len(),
+        );
+    }
+    std::fs::metadata(&args.output).with_context(|| format!("checking {}", args.output.display()))?;
+    Ok(())
+}
