@@ -19,6 +19,8 @@ mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 CACHE=$OUT/cache
 X=$CACHE/x
+# The extracted folders are rebuilt on every run (the downloads in cache/ are kept).
+rm -rf "$X" "$OUT/photos" "$OUT/textures" "$OUT/clipart"
 mkdir -p "$CACHE" "$X" "$OUT/photos" "$OUT/textures" "$OUT/clipart"
 SOURCES=$OUT/SOURCES.tsv
 printf 'file\tpackage\tversion\tlicence\n' >"$SOURCES"
@@ -88,14 +90,15 @@ version_of() { for spec in "${DEBS[@]}" "${PYPI[@]}"; do [ "$(field "$spec" 1)" 
 # take PKG DEST_DIR FILE...: copy files as DEST/PKG__name (reserved ones skipped), log them.
 take() {
   local pkg=$1 dest=$2; shift 2
-  local f base target
+  local f base target ver lic
+  ver=$(version_of "$pkg"); lic=$(licence_of "$pkg")
   for f in "$@"; do
     [ -f "$f" ] || continue
     if [[ "$f" =~ $RESERVED_RE ]]; then continue; fi
     base=$(basename "$f" | tr ' ' '_')
     target=$dest/${pkg}__$base
     cp "$f" "$target"
-    printf '%s\t%s\t%s\t%s\n' "${target#"$OUT"/}" "$pkg" "$(version_of "$pkg")" "$(licence_of "$pkg")" >>"$SOURCES"
+    printf '%s\t%s\t%s\t%s\n' "${target#"$OUT"/}" "$pkg" "$ver" "$lic" >>"$SOURCES"
   done
 }
 
@@ -104,7 +107,7 @@ shopt -s nullglob globstar
 # --- photos -------------------------------------------------------------------------
 extract python3-skimage './usr/lib/python3/dist-packages/skimage/data/*'
 SK=$X/python3-skimage/usr/lib/python3/dist-packages/skimage/data
-take python3-skimage "$OUT/photos" "$SK"/{astronaut.png,camera.png,chelsea.png,coffee.png,rocket.jpg,hubble_deep_field.jpg,motorcycle_left.png,motorcycle_right.png,coins.png,moon.png,retina.jpg,clock_motion.png}
+take python3-skimage "$OUT/photos" "$SK"/{astronaut.png,camera.png,chelsea.png,coffee.png,rocket.jpg,hubble_deep_field.jpg,motorcycle_left.png,motorcycle_right.png,coins.png,moon.png,retina.jpg}
 take python3-skimage "$OUT/textures" "$SK"/{brick.png,grass.png,gravel.png}
 
 extract python3-sklearn './usr/lib/python3/dist-packages/sklearn/datasets/images/*'
@@ -117,7 +120,7 @@ extract opencv-doc './usr/share/doc/opencv-doc/examples/data/*'
 OCV=$X/opencv-doc/usr/share/doc/opencv-doc/examples/data
 # Photos only (charts, text, calibration boards and drawings left out); reserved ones
 # are filtered by take.
-take opencv-doc "$OUT/photos" "$OCV"/{baboon.jpg,graf3.png,leuvenB.jpg,starry_night.jpg,aloeR.jpg,rubberwhale2.png,basketball1.png,basketball2.png,ela_original.jpg,ela_modified.jpg,lena.jpg,orange.jpg,apple.jpg,left01.jpg,HappyFish.jpg,stuff.jpg,pic1.png,pic2.png,pic3.png,pic4.png,pic5.png,pic6.png,tsukuba_l.png,tsukuba_r.png,Blender_Suzanne1.jpg,box.png,box_in_scene.png,notes.png,gradient.png,mask.png,sudoku.png,LinuxLogo.jpg,WindowsLogo.jpg,lena_tmpl.jpg,templ.png,licenseplate_motion.jpg,imageTextN.png,imageTextR.png,data/text_motion.jpg}
+take opencv-doc "$OUT/photos" "$OCV"/{baboon.jpg,graf3.png,leuvenB.jpg,starry_night.jpg,aloeR.jpg,rubberwhale2.png,basketball1.png,basketball2.png,ela_original.jpg,ela_modified.jpg,orange.jpg,apple.jpg,HappyFish.jpg,stuff.jpg,Blender_Suzanne1.jpg,box_in_scene.png}
 
 extract mate-backgrounds './usr/share/backgrounds/mate/nature/*'
 take mate-backgrounds "$OUT/photos" "$X"/mate-backgrounds/usr/share/backgrounds/mate/nature/*.jpg

@@ -45,8 +45,11 @@ fn build_writes_a_complete_manifest_and_resumes() {
     assert_eq!(sources.len(), 3);
     let textures = load_textures(&data("textures"), 256).unwrap();
     let cfg = test_config();
+    // First with one texture; the second run below adds the other to the finished GTs.
+    let report = build(out.path(), &sources, &textures[..1], &gaussian_candidates(&[1.0, 2.0]), &cfg).unwrap();
+    assert_eq!((report.kept, report.dropped, report.pairs), (3, 0, 3));
     let report = build(out.path(), &sources, &textures, &gaussian_candidates(&[1.0, 2.0]), &cfg).unwrap();
-    assert_eq!((report.kept, report.dropped, report.pairs), (3, 0, 6));
+    assert_eq!((report.kept, report.resumed, report.pairs), (3, 3, 6));
 
     let entries = load_manifest(&out.path().join("manifest.jsonl")).unwrap();
     assert_eq!(entries.len(), 6);

@@ -11,7 +11,7 @@
 //! 4. write `gt/<id>.png`, `edge/<id>.png` ([`edge_labels`]), `oversmoothed/<id>.png`
 //!    ([`oversmooth`]), `label/<id>.png` when a label map came with the image, and one
 //!    `input/<id>/<texture>.png` per texture ([`blend_texture`] of the 8-bit GT);
-//! 5. write `records/<id>.json` last: the candidates' figures, the choice, the manifest
+//! 5. write `records/<id>.json` last ([`crate::data::records`]): the candidates' figures, the choice, the manifest
 //!    lines. A rerun skips every source whose record exists (kept or dropped), only
 //!    blending the textures a kept record lacks; so a killed build resumes.
 //!
@@ -24,16 +24,16 @@
 
 use std::path::{Path, PathBuf};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
 
 use crate::data::blend::blend_texture;
 use crate::data::candidates::Candidate;
 use crate::data::edges::{edge_labels, EdgeChannel};
-use crate::data::imageio::{fit_max_side, load_label, load_rgb, quantized, save_gray8, save_label, save_png, write_file, Gray8};
-use crate::data::manifest::{split_for, write_manifest, Entry, SplitFractions};
+use crate::data::imageio::{fit_max_side, load_label, load_rgb, quantized, save_gray8, save_label, save_png, Gray8};
+use crate::data::manifest::{split_for, Entry, SplitFractions};
 use crate::data::oversmooth::{oversmooth, OversmoothParams};
-use crate::data::screen::{screen, structure_regions, ScreenParams, Screening};
+use crate::data::screen::{screen, structure_regions, ScreenParams};
+pub use crate::data::records::{process_resumable, BuildReport, CandidateScore, GtRecord};
 use crate::ops::Planes;
 use crate::{Error, Result};
 
@@ -91,63 +91,6 @@ pub struct Texture {
     pub id: String,
     /// The grey texture (one plane).
     pub gray: Planes,
-}
-
-/// A candidate's name and screening figures.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct CandidateScore {
-    /// Operator and setting, e.g. `l0(lambda=0.005)`.
-    pub name: String,
-    /// Its screening.
-    pub screening: Screening,
-}
-
-/// What became of one GT: written to `records/<id>.json`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct GtRecord {
-    /// The GT id.
-    pub id: String,
-    /// Where it came from (a path, or a synth description).
-    pub source: String,
-    /// Why it was dropped; `None` when kept.
-    pub dropped: Option<String>,
-    /// The chosen candidate, when kept.
-    pub chosen: Option<String>,
-    /// Every candidate's figures.
-    pub candidates: Vec<CandidateScore>,
-    /// Texture ids blended so far.
-    pub textures: Vec<String>,
-    /// Its manifest lines (relative paths).
-    pub entries: Vec<Entry>,
-}
-
-impl GtRecord {
-    /// An empty, kept record.
-    #[must_use]
-    pub fn new(id: &str, source: &str) -> Self {
-        Self {
-            id: id.to_string(),
-            source: source.to_string(),
-            dropped: None,
-            chosen: None,
-            candidates: Vec::new(),
-            textures: Vec::new(),
-            entries: Vec::new(),
-        }
-    }
-}
-
-/// Counts of one run.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct BuildReport {
-    /// GTs kept (this run and earlier ones).
-    pub kept: usize,
-    /// Sources dropped by screening or size.
-    pub dropped: usize,
-    /// Sources skipped because a record existed.
-    pub resumed: usize,
-    /// Manifest lines.
-    pub pairs: usize,
 }
 
 /// Replaces every character outside `[A-Za-z0-9._-]` by `_`.
@@ -297,7 +240,7 @@ pub fn write_gt(out: &Path, id: &str, gt: &Planes, label: Option<&Gray8>, textur
 }
 
 /// Blends `textures` onto an 8-bit GT and writes the inputs; returns their entries.
-fn blend_inputs(out: &Path, id: &str, gt: &Planes, has_label: bool, textures: &[Texture], cfg: &BuildConfig) -> Result<Vec<Entry>> {
+pub(crate) fn blend_inputs(out: &Path, id: &str, gt: &Planes, has_label: bool, textures: &[Texture], cfg: &BuildConfig) -> Result<Vec<Entry>> {
     let split = split_for(id, cfg.splits, cfg.seed);
     let rel = |dir: &str| PathBuf::from(dir).join(format!("{id}.png"));
     textures
@@ -315,45 +258,6 @@ fn blend_inputs(out: &Path, id: &str, gt: &Planes, has_label: bool, textures: &[
             })
         })
         .collect()
-}
-
-fn record_path(out: &Path, id: &str) -> PathBuf {
-    out.join("records").join(format!("{id}.json"))
-}
-
-/// Reads an existing record, if any (a corrupt one counts as absent).
-#[must_use]
-pub fn read_record(out: &Path, id: &str) -> Option<GtRecord> {
-    let text = std::fs::read_to_string(record_path(out, id)).ok()?;
-    serde_json::from_str(&text).ok()
-}
-
-/// Writes a record atomically.
-///
-/// # Errors
-/// Write failures.
-pub fn write_record(out: &Path, rec: &GtRecord) -> Result<()> {
-    let path = record_path(out, &rec.id);
-    let text = serde_json::to_string_pretty(rec).map_err(|e| Error::Dataset { path: path.clone(), reason: e.to_string() })?;
-    write_file(&path, text.as_bytes())
-}
-
-/// Completes a resumed record with the textures it lacks. Returns `None` when no record
-/// exists.
-///
-/// # Errors
-/// Read or write failures.
-pub fn resume(out: &Path, id: &str, textures: &[Texture], cfg: &BuildConfig) -> Result<Option<GtRecord>> {
-    let Some(mut rec) = read_record(out, id) else { return Ok(None) };
-    let missing: Vec<Texture> = textures.iter().filter(|t| !rec.textures.contains(&t.id)).cloned().collect();
-    if rec.dropped.is_none() && !missing.is_empty() {
-        let gt = load_rgb(&out.join("gt").join(format!("{id}.png")))?;
-        let has_label = rec.entries.first().is_some_and(|e| e.label.is_some());
-        rec.entries.extend(blend_inputs(out, id, &gt, has_label, &missing, cfg)?);
-        rec.textures.extend(missing.into_iter().map(|t| t.id));
-        write_record(out, &rec)?;
-    }
-    Ok(Some(rec))
 }
 
 /// A GT, its optional label map, or nothing when the source was dropped.
@@ -387,98 +291,6 @@ pub fn make_from_source(src: &Source, candidates: &[Candidate], cfg: &BuildConfi
             Ok((rec, None))
         }
     }
-}
-
-/// A progress bar on stderr, hidden when `quiet` or when stderr is not a terminal.
-#[must_use]
-pub fn progress_bar(len: usize, what: &str, quiet: bool) -> ProgressBar {
-    if quiet {
-        return ProgressBar::hidden();
-    }
-    let pb = ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::stderr());
-    let style = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({eta})")
-        .map(|s| s.progress_chars("=> "))
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
-    pb.set_style(style);
-    pb.set_message(what.to_string());
-    pb
-}
-
-/// Runs `make` over `items` in parallel with a progress bar: items whose record exists
-/// are resumed instead; a made GT is written with [`write_gt`]; drops are logged. Then
-/// the manifest is rewritten from every record in `out/records`.
-///
-/// # Errors
-/// The first error of any item, or a manifest write failure.
-pub fn process_resumable<T: Sync>(
-    out: &Path,
-    items: &[T],
-    what: &str,
-    cfg: &BuildConfig,
-    textures: &[Texture],
-    id_of: impl Fn(&T) -> String + Sync,
-    make: impl Fn(&T) -> Result<(GtRecord, Made)> + Sync,
-) -> Result<BuildReport> {
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    let pb = progress_bar(items.len(), what, cfg.quiet);
-    let one = |item: &T| -> Result<(GtRecord, bool)> {
-        if let Some(rec) = resume(out, &id_of(item), textures, cfg)? {
-            return Ok((rec, true));
-        }
-        let (mut rec, made) = make(item)?;
-        if let Some((gt, label)) = made {
-            rec.entries = write_gt(out, &rec.id, &gt, label.as_ref(), textures, cfg)?;
-            rec.textures = textures.iter().map(|t| t.id.clone()).collect();
-        } else if !cfg.quiet {
-            pb.suspend(|| eprintln!("dropped {}: {}", rec.id, rec.dropped.as_deref().unwrap_or("?")));
-        }
-        write_record(out, &rec)?;
-        Ok((rec, false))
-    };
-    let results: Vec<Result<(GtRecord, bool)>> = items
-        .par_iter()
-        .map(|item| {
-            let r = one(item);
-            pb.inc(1);
-            r
-        })
-        .collect();
-    pb.finish_and_clear();
-    let mut report = BuildReport::default();
-    for r in results {
-        let (rec, resumed) = r?;
-        report.resumed += usize::from(resumed);
-        report.dropped += usize::from(rec.dropped.is_some());
-    }
-    let (kept, pairs) = finish_manifest(out)?;
-    report.kept = kept;
-    report.pairs = pairs;
-    Ok(report)
-}
-
-/// Rewrites `out/manifest.jsonl` from all records; returns (kept GTs, pairs).
-///
-/// # Errors
-/// Read or write failures.
-pub fn finish_manifest(out: &Path) -> Result<(usize, usize)> {
-    let dir = out.join("records");
-    let mut ids: Vec<String> = match std::fs::read_dir(&dir) {
-        Ok(rd) => rd
-            .filter_map(|e| e.ok()?.path().file_stem().map(|s| s.to_string_lossy().into_owned()))
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    ids.sort();
-    let mut entries = Vec::new();
-    let mut kept = 0;
-    for id in ids {
-        if let Some(rec) = read_record(out, &id).filter(|r| r.dropped.is_none()) {
-            kept += 1;
-            entries.extend(rec.entries);
-        }
-    }
-    write_manifest(&out.join("manifest.jsonl"), &entries)?;
-    Ok((kept, entries.len()))
 }
 
 /// `dataset build`: every source through [`make_from_source`], resumable.

@@ -10,11 +10,12 @@
 //! 0.587 G + 0.114 B, rounded as `cv2.cvtColor` rounds), which is what "Sobel of the
 //! smooth GT" means for a colour image; [`EdgeChannel::Blue`] reproduces the reference.
 //!
+//! The derivatives are [`crate::ops::sobel_plane`]'s (OpenCV's kernel and border).
 //! The GT is quantised to 8 bits first, because the reference read it back from an
 //! 8-bit file; labels made here therefore match labels made later from the PNG.
 
 use crate::data::imageio::{to_u8, Gray8};
-use crate::ops::Planes;
+use crate::ops::{sobel_plane, Planes};
 
 /// The label threshold on the 0.5·|Gx| + 0.5·|Gy| scale (0–255).
 pub const EDGE_THRESHOLD: u8 = 50;
@@ -42,17 +43,6 @@ impl std::str::FromStr for EdgeChannel {
     }
 }
 
-/// OpenCV's reflect-101 border: `gfedcb|abcdefgh|gfedcba`.
-fn reflect101(i: isize, n: usize) -> usize {
-    let n = n as isize;
-    if n == 1 {
-        return 0;
-    }
-    let period = 2 * (n - 1);
-    let m = i.rem_euclid(period);
-    (if m < n { m } else { period - m }) as usize
-}
-
 /// The 8-bit channel the labels are computed on.
 #[must_use]
 pub fn edge_channel_u8(gt: &Planes, channel: EdgeChannel) -> Vec<u8> {
@@ -75,22 +65,18 @@ pub fn edge_channel_u8(gt: &Planes, channel: EdgeChannel) -> Vec<u8> {
 /// reflect-101), `convertScaleAbs` and `addWeighted(0.5, 0.5)` on an 8-bit plane.
 #[must_use]
 pub fn sobel_magnitude_u8(plane: &[u8], h: usize, w: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(h * w);
-    let at = |y: isize, x: isize| i32::from(plane[reflect101(y, h) * w + reflect101(x, w)]);
-    for y in 0..h as isize {
-        for x in 0..w as isize {
-            let gx = (at(y - 1, x + 1) + 2 * at(y, x + 1) + at(y + 1, x + 1))
-                - (at(y - 1, x - 1) + 2 * at(y, x - 1) + at(y + 1, x - 1));
-            let gy = (at(y + 1, x - 1) + 2 * at(y + 1, x) + at(y + 1, x + 1))
-                - (at(y - 1, x - 1) + 2 * at(y - 1, x) + at(y - 1, x + 1));
-            let s = gx.abs().min(255) + gy.abs().min(255);
+    let f: Vec<f32> = plane.iter().map(|&v| f32::from(v)).collect();
+    // On integer input the f32 responses are exact integers (|G| ≤ 1020).
+    let (gx, gy) = sobel_plane(&f, h, w);
+    gx.iter()
+        .zip(&gy)
+        .map(|(x, y)| {
+            let s = (x.abs().min(255.0) + y.abs().min(255.0)) as u32;
             // s/2 rounded half to even (cvRound): 99/2 = 49.5 → 50, 101/2 = 50.5 → 50.
             let half = s / 2;
-            let v = if s % 2 == 1 && half % 2 == 1 { half + 1 } else { half };
-            out.push(v.min(255) as u8);
-        }
-    }
-    out
+            (if s % 2 == 1 && half % 2 == 1 { half + 1 } else { half }).min(255) as u8
+        })
+        .collect()
 }
 
 /// Binary edge labels (0 or 255) of a smooth GT: the Sobel magnitude of `channel`
@@ -174,9 +160,6 @@ mod tests {
         // At x = 1: Gx = 4·25 = 100 → 50 → edge. At x = 2: Gx = 4·25 − 4·0 = 100 too.
         let m = sobel_magnitude_u8(&plane, 3, 4);
         assert_eq!(m[1], 50);
-        assert_eq!(reflect101(-1, 4), 1);
-        assert_eq!(reflect101(4, 4), 2);
-        assert_eq!(reflect101(-1, 1), 0);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //!    and the JSON-lines [`manifest`].
 //! 2. [`synth`]: segmentation labels by construction, clip art composited over smoothed
 //!    photo backgrounds, then the same outputs as `build`.
-//! 3. [`sample`]: the trainer's random crops, flips, rotations and colour jitter.
+//! 3. [`sample`](mod@sample): the trainer's random crops, flips, rotations and colour jitter.
 //! 4. [`preview`]: a contact sheet of samples, to look at what the trainer will see.
 //!
 //! The code here never imports candle: samples are [`Planes`](crate::ops::Planes) and
@@ -23,6 +23,7 @@ pub mod imageio;
 pub mod manifest;
 pub mod oversmooth;
 pub mod preview;
+pub mod records;
 pub mod rng;
 pub mod sample;
 pub mod screen;

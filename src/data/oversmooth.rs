@@ -21,7 +21,7 @@
 use rayon::prelude::*;
 
 use crate::data::imageio::to_u8;
-use crate::ops::Planes;
+use crate::ops::{Border, Planes};
 
 /// Settings of the over-smoothing bilateral filter, OpenCV's units.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -38,15 +38,6 @@ impl Default for OversmoothParams {
     fn default() -> Self {
         Self { diameter: 45, sigma_color: 200.0, sigma_space: 1000.0 }
     }
-}
-
-fn reflect101(i: isize, n: usize) -> usize {
-    if n == 1 {
-        return 0;
-    }
-    let period = 2 * (n as isize - 1);
-    let m = i.rem_euclid(period);
-    (if m < n as isize { m } else { period - m }) as usize
 }
 
 /// Over-smooths an RGB (or grey) image with OpenCV's bilateral filter semantics.
@@ -74,7 +65,7 @@ pub fn oversmooth(img: &Planes, p: &OversmoothParams) -> Planes {
                 let mut acc = [0.0f32; 4];
                 let mut wsum = 0.0f32;
                 for &(dy, dx, ws) in &offsets {
-                    let q = reflect101(y as isize + dy, h) * w + reflect101(x as isize + dx, w);
+                    let q = Border::Reflect101.index(y as isize + dy, h) * w + Border::Reflect101.index(x as isize + dx, w);
                     let other = &px[q * c..(q + 1) * c];
                     let d: usize = centre.iter().zip(other).map(|(a, b)| a.abs_diff(*b) as usize).sum();
                     let wt = ws * color_lut[d];
@@ -120,7 +111,8 @@ mod tests {
         let p = OversmoothParams { diameter: 5, sigma_color: 30.0, sigma_space: 2.0 };
         let img = Planes::from_fn(3, 6, 7, |c, y, x| ((c * 40 + y * 30 + x * 17) % 256) as f32 / 255.0);
         let out = oversmooth(&img, &p);
-        let v = |c: usize, y: isize, x: isize| f32::from(to_u8(img.get(c, reflect101(y, 6), reflect101(x, 7))));
+        let r = |i: isize, n: usize| Border::Reflect101.index(i, n);
+        let v = |c: usize, y: isize, x: isize| f32::from(to_u8(img.get(c, r(y, 6), r(x, 7))));
         let (y, x) = (0isize, 3isize);
         let (mut num, mut den) = (0.0f32, 0.0f32);
         for dy in -2isize..=2 {

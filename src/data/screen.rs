@@ -26,7 +26,7 @@
 
 use crate::data::edges::{edge_labels, EdgeChannel};
 use crate::metrics::ssim_map;
-use crate::ops::{gaussian_blur, GaussianParams, Planes};
+use crate::ops::{gaussian_blur, Border, GaussianParams, Planes};
 
 /// Thresholds and window sizes of the screening.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -110,13 +110,9 @@ pub fn structure_regions(original: &Planes, p: &ScreenParams) -> Vec<bool> {
     out
 }
 
-/// The 4-neighbour Laplacian of a plane (reflect border).
+/// The 4-neighbour Laplacian of a plane (reflect-101 border).
 fn laplacian(g: &[f32], h: usize, w: usize) -> Vec<f32> {
-    let at = |y: isize, x: isize| {
-        let yy = if y < 0 { 1.min(h - 1) } else if y as usize >= h { h.saturating_sub(2) } else { y as usize };
-        let xx = if x < 0 { 1.min(w - 1) } else if x as usize >= w { w.saturating_sub(2) } else { x as usize };
-        g[yy * w + xx]
-    };
+    let at = |y: isize, x: isize| g[Border::Reflect101.index(y, h) * w + Border::Reflect101.index(x, w)];
     let mut out = Vec::with_capacity(h * w);
     for y in 0..h as isize {
         for x in 0..w as isize {

@@ -14,8 +14,9 @@
 //!    Where the alpha is ≥ 0.5 the pixel takes the class; where it is strictly between
 //!    `1 − border_alpha` and `border_alpha` (the antialiased rim) the label is 255 (ignore);
 //! 4. the composite must pass the eq. 12 smoothness test again (clip art with hatching or
-//!    photographic fills fails and the GT is redrawn);
-//! 5. then the same outputs as `build` ([`write_gt`]): edge labels, over-smoothed negative,
+//!    photographic fills fails): up to `object_attempts` object draws per background, then
+//!    up to `attempts` backgrounds, then the GT is dropped with the reasons;
+//! 5. then the same outputs as `build` ([`crate::data::build::write_gt`]): edge labels, over-smoothed negative,
 //!    one textured input per texture, the label map, records and the manifest.
 //!
 //! Every GT is drawn from a generator seeded by (seed, GT index) alone, so a rerun
@@ -23,7 +24,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::data::build::{choose_gt, list_images, process_resumable, resize_nearest, BuildConfig, BuildReport, GtRecord, Texture};
+use crate::data::build::{choose_gt, list_images, resize_nearest, BuildConfig, Texture};
+use crate::data::records::{process_resumable, BuildReport, GtRecord};
 use crate::data::candidates::Candidate;
 use crate::data::imageio::{fit_max_side, load_rgb, load_rgba, resize, Gray8, IGNORE};
 use crate::data::rng::{combine, Rng};
@@ -45,8 +47,10 @@ pub struct SynthConfig {
     pub object_scale: (f32, f32),
     /// Alpha above which (and below one minus which) a rim pixel is not ignored (0.9).
     pub border_alpha: f32,
-    /// Draws per GT before it is dropped (3).
+    /// Backgrounds tried per GT before it is dropped (3).
     pub attempts: usize,
+    /// Object draws tried per smoothed background (5).
+    pub object_attempts: usize,
     /// Seed of every draw.
     pub seed: u64,
     /// Screening, edges, negatives, splits.
@@ -62,6 +66,7 @@ impl Default for SynthConfig {
             object_scale: (0.3, 0.7),
             border_alpha: 0.9,
             attempts: 3,
+            object_attempts: 5,
             seed: 0,
             build: BuildConfig::default(),
         }
@@ -212,7 +217,7 @@ pub struct Drawn {
     /// The background's chosen candidate.
     pub chosen: String,
     /// The background's candidate figures.
-    pub candidates: Vec<crate::data::build::CandidateScore>,
+    pub candidates: Vec<crate::data::records::CandidateScore>,
 }
 
 /// Draws GT number `index` (up to `attempts` tries); `Err(reason)` when all fail.
@@ -234,23 +239,27 @@ pub fn draw_gt(index: usize, photos: &[PathBuf], art: &ClipArt, candidates: &[Ca
                 continue;
             }
         };
-        let n = cfg.objects.0 + rng.below(cfg.objects.1.saturating_sub(cfg.objects.0) + 1);
-        let mut objects = Vec::new();
-        let mut files = Vec::new();
-        for _ in 0..n {
-            if let Some((o, f)) = draw_object(art, &mut rng, cfg.size, cfg)? {
-                objects.push(o);
-                files.push(f);
+        // Clip art with hatching or dot patterns fails the smoothness test; redraw only the
+        // objects (cheap) before giving up on this background (expensive to screen).
+        for _ in 0..cfg.object_attempts.max(1) {
+            let n = cfg.objects.0 + rng.below(cfg.objects.1.saturating_sub(cfg.objects.0) + 1);
+            let mut objects = Vec::new();
+            let mut files = Vec::new();
+            for _ in 0..n {
+                if let Some((o, f)) = draw_object(art, &mut rng, cfg.size, cfg)? {
+                    objects.push(o);
+                    files.push(f);
+                }
             }
+            let (gt, label) = composite(&smooth_bg, &objects, cfg.border_alpha);
+            let s = screen(&gt, &gt, &structure_regions(&gt, &cfg.build.screen), &cfg.build.screen);
+            if !s.smooth_pass {
+                reasons.push(format!("composite not smooth ({:.3}, residue {:.2}): {}", s.smoothness, s.residue, files.join(", ")));
+                continue;
+            }
+            let source = format!("{} + {}", photo_path.display(), files.join(" + "));
+            return Ok(Ok(Drawn { gt, label, source, chosen, candidates: scores }));
         }
-        let (gt, label) = composite(&smooth_bg, &objects, cfg.border_alpha);
-        let s = screen(&gt, &gt, &structure_regions(&gt, &cfg.build.screen), &cfg.build.screen);
-        if !s.smooth_pass {
-            reasons.push(format!("composite not smooth ({:.3}, residue {:.2}): {}", s.smoothness, s.residue, files.join(", ")));
-            continue;
-        }
-        let source = format!("{} + {}", photo_path.display(), files.join(" + "));
-        return Ok(Ok(Drawn { gt, label, source, chosen, candidates: scores }));
     }
     Ok(Err(reasons.join("; ")))
 }
