@@ -169,13 +169,14 @@ pub fn process_resumable<T: Sync>(
         })
         .collect();
     pb.finish_and_clear();
+    // The manifest is rewritten even when an item failed, so finished GTs stay usable.
+    let (kept, pairs) = finish_manifest(out)?;
     let mut report = BuildReport::default();
     for r in results {
         let (rec, resumed) = r?;
         report.resumed += usize::from(resumed);
         report.dropped += usize::from(rec.dropped.is_some());
     }
-    let (kept, pairs) = finish_manifest(out)?;
     report.kept = kept;
     report.pairs = pairs;
     Ok(report)

@@ -181,7 +181,9 @@ fn trim(rgb: &Planes, alpha: &[f32]) -> Option<(Planes, Vec<f32>)> {
 fn draw_object(art: &ClipArt, rng: &mut Rng, (h, w): (usize, usize), cfg: &SynthConfig) -> Result<Option<(Placed, String)>> {
     let class = rng.below(art.classes.len());
     let file = &art.files[class][rng.below(art.files[class].len())];
-    let (rgb, alpha) = load_rgba(file)?;
+    // A clip-art file that does not decode (or exceeds the decoder's memory limit) is
+    // skipped like a fully transparent one: one bad file must not stop a long run.
+    let Ok((rgb, alpha)) = load_rgba(file) else { return Ok(None) };
     let Some((rgb, alpha)) = trim(&rgb, &alpha) else { return Ok(None) };
     let long = rng.uniform(cfg.object_scale.0, cfg.object_scale.1) * h.min(w) as f32;
     let s = long / rgb.h.max(rgb.w) as f32;
