@@ -6,11 +6,10 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::Tensor;
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 
-use super::files::{write_atomic, write_safetensors};
+use super::files::{varmap_tensors, write_atomic, write_safetensors};
 use super::optim::Adam;
 use crate::model::NetConfig;
 use crate::{Error, Result};
@@ -29,10 +28,7 @@ pub struct RunState {
 /// # Errors
 /// I/O or serialisation errors.
 pub fn save_weights(varmap: &VarMap, net: &NetConfig, path: &Path, step: usize) -> Result<()> {
-    let tensors: HashMap<String, Tensor> = {
-        let data = varmap.data().lock().map_err(|_| candle_core::Error::Msg("varmap lock poisoned".into()))?;
-        data.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect()
-    };
+    let tensors = varmap_tensors(varmap)?;
     let metadata = HashMap::from([
         ("arch".to_string(), "HDC_edge_refine".to_string()),
         ("num_block".to_string(), net.blocks.to_string()),

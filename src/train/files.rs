@@ -2,7 +2,6 @@
 //! directory, then a rename) and building frozen networks from safetensors weights.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
@@ -10,17 +9,16 @@ use candle_nn::VarBuilder;
 
 use crate::{Error, Result};
 
-/// Writes `bytes` to `path` so that a reader sees either the old file or the complete new one.
+/// Writes `bytes` to `path` so that a reader sees either the old file or the complete new one
+/// (the same temporary-file-and-rename as image outputs, replacing an existing file).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(bytes).map_err(|e| Error::io(path, e))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
+    crate::io::write_atomic(path, bytes, crate::io::Existing::Replace)
+}
+
+/// Every variable of `varmap` by name (weights, biases and BatchNorm statistics).
+pub(crate) fn varmap_tensors(varmap: &candle_nn::VarMap) -> Result<HashMap<String, Tensor>> {
+    let data = varmap.data().lock().map_err(|_| candle_core::Error::Msg("varmap lock poisoned".into()))?;
+    Ok(data.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect())
 }
 
 /// Serialises `tensors` (sorted by name) with optional `__metadata__` and writes them atomically.

@@ -6,12 +6,12 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::PathBuf;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use serde_json::json;
 
 use super::deeplab::{imagenet_normalize, DeepLabConfig, DeepLabV3Plus};
-use super::files::write_safetensors;
+use super::files::{varmap_tensors, write_safetensors};
 use super::init::seeded_pytorch_init;
 use super::loader::{prefetch, split_entries, to_batch, validation_samples};
 use super::losses::seg_loss;
@@ -104,11 +104,7 @@ pub fn train_seg(cfg: &SegTrainConfig, device: &Device, progress: &dyn Fn(usize,
     }
     let miou = mean_iou(&preds, &truths, cfg.classes);
     writeln!(log, "{}", json!({ "step": cfg.steps, "val_miou": miou })).map_err(|e| Error::io(&log_path, e))?;
-    let tensors: std::collections::HashMap<String, Tensor> = {
-        let data = varmap.data().lock().map_err(|_| candle_core::Error::Msg("varmap lock poisoned".into()))?;
-        data.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect()
-    };
-    write_safetensors(&cfg.out.join("deeplab.safetensors"), &tensors, None)?;
+    write_safetensors(&cfg.out.join("deeplab.safetensors"), &varmap_tensors(&varmap)?, None)?;
     Ok(miou)
 }
 
