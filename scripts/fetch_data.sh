@@ -84,8 +84,10 @@ extract() {
   dpkg-deb --fsys-tarfile "$(ls "$CACHE/${pkg}_"*.deb | head -n1)" | tar -x -C "$X/$pkg" --wildcards "$@" 2>/dev/null || true
 }
 
-licence_of() { for spec in "${DEBS[@]}" "${PYPI[@]}"; do [ "$(field "$spec" 1)" = "$1" ] && field "$spec" 4; done; }
-version_of() { for spec in "${DEBS[@]}" "${PYPI[@]}"; do [ "$(field "$spec" 1)" = "$1" ] && field "$spec" 2; done; }
+# Both end with `return 0`: the last loop test is false for every package but the last, and
+# under `set -e` that status would abort the script at the assignment that calls them.
+licence_of() { for spec in "${DEBS[@]}" "${PYPI[@]}"; do [ "$(field "$spec" 1)" = "$1" ] && field "$spec" 4; done; return 0; }
+version_of() { for spec in "${DEBS[@]}" "${PYPI[@]}"; do [ "$(field "$spec" 1)" = "$1" ] && field "$spec" 2; done; return 0; }
 
 # take PKG DEST_DIR FILE...: copy files as DEST/PKG__name (reserved ones skipped), log them.
 take() {

@@ -14,20 +14,29 @@
 //! `interpreter2` has one.
 
 use candle_core::{DType, Device, Module, ModuleT, Result, Tensor};
-use candle_nn::{Conv2d, VarBuilder};
+use candle_nn::VarBuilder;
 
-use super::layers::{conv3x3, conv_to, Activation, ConvBn};
+use super::layers::{conv3x3, Activation, Conv3x3, ConvBn};
 use super::rhdc::Rhdc;
 use super::{NetConfig, NetOutput, REFINE_BLOCKS, SMOOTH_BLOCKS};
 
 /// `conv-BN(-ReLU)` whose conv sits at Sequential index `i` and its BN at `i + 1`.
 fn seq_conv_bn(c_in: usize, c_out: usize, i: usize, vb: &VarBuilder) -> Result<ConvBn> {
-    ConvBn::new(c_in, c_out, 1, Activation::Relu, vb.pp(i.to_string()), vb.pp((i + 1).to_string()))
+    ConvBn::new(
+        c_in,
+        c_out,
+        1,
+        Activation::Relu,
+        vb.pp(i.to_string()),
+        vb.pp((i + 1).to_string()),
+    )
 }
 
 /// rHDC blocks at consecutive Sequential indices starting at `first`.
 fn seq_blocks(channels: usize, first: usize, count: usize, vb: &VarBuilder) -> Result<Vec<Rhdc>> {
-    (first..first + count).map(|i| Rhdc::new(channels, vb.pp(i.to_string()))).collect()
+    (first..first + count)
+        .map(|i| Rhdc::new(channels, vb.pp(i.to_string())))
+        .collect()
 }
 
 fn fold_all(blocks: &[Rhdc]) -> Result<Vec<Rhdc>> {
@@ -44,20 +53,20 @@ fn run_blocks(blocks: &[Rhdc], xs: Tensor, train: bool) -> Result<Tensor> {
 pub struct CsgisNet {
     config: NetConfig,
     // descriptor
-    conv_in: Conv2d,
+    conv_in: Conv3x3,
     features: Vec<Rhdc>,
     // interpreter1
     edge_convs: [ConvBn; 2],
-    edge_out: Conv2d,
+    edge_out: Conv3x3,
     // interpreter2
     smooth_in: ConvBn,
     smooth_blocks: Vec<Rhdc>,
     smooth_mid: ConvBn,
-    smooth_out: Conv2d,
+    smooth_out: Conv3x3,
     // refine
     refine_in: ConvBn,
     refine_blocks: Vec<Rhdc>,
-    refine_out: Conv2d,
+    refine_out: Conv3x3,
 }
 
 impl CsgisNet {
@@ -120,17 +129,17 @@ impl CsgisNet {
         let [e0, e1] = &self.edge_convs;
         Ok(Self {
             config: self.config,
-            conv_in: conv_to(&self.conv_in, device, dtype)?,
+            conv_in: self.conv_in.to(device, dtype)?,
             features: convert(&self.features)?,
             edge_convs: [e0.to(device, dtype)?, e1.to(device, dtype)?],
-            edge_out: conv_to(&self.edge_out, device, dtype)?,
+            edge_out: self.edge_out.to(device, dtype)?,
             smooth_in: self.smooth_in.to(device, dtype)?,
             smooth_blocks: convert(&self.smooth_blocks)?,
             smooth_mid: self.smooth_mid.to(device, dtype)?,
-            smooth_out: conv_to(&self.smooth_out, device, dtype)?,
+            smooth_out: self.smooth_out.to(device, dtype)?,
             refine_in: self.refine_in.to(device, dtype)?,
             refine_blocks: convert(&self.refine_blocks)?,
-            refine_out: conv_to(&self.refine_out, device, dtype)?,
+            refine_out: self.refine_out.to(device, dtype)?,
         })
     }
 
@@ -159,6 +168,10 @@ impl CsgisNet {
         let ys = run_blocks(&self.refine_blocks, ys, train)?;
         let refine = self.refine_out.forward(&ys)?;
         let s1 = (&s0 + refine)?;
-        Ok(NetOutput { edge_logits, s0, s1 })
+        Ok(NetOutput {
+            edge_logits,
+            s0,
+            s1,
+        })
     }
 }

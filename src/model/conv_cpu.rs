@@ -1,0 +1,468 @@
+//! A fast 3×3 "same" convolution on the CPU, forward and backward, as candle custom ops.
+//!
+//! candle 0.11.1 runs a CPU conv2d by copying the input to NHWC on one thread and building an
+//! im2col block per 512-pixel tile, and its input gradient goes through a direct
+//! `conv_transpose2d` loop with no gemm (`shared/docs/candle-notes.md` §4). For the only
+//! convolution CSGIS-Net has (3×3, stride 1, padding = dilation) this module does better:
+//!
+//! * **forward**: the output is cut into bands of whole rows; each band builds its im2col block
+//!   `[9·C_in, P]` straight from the NCHW input (whole-row copies, zeros at the borders) and makes
+//!   one gemm `W [C_out, 9·C_in] × col → out [C_out, P]`, written in place into the NCHW output.
+//!   Bands run in parallel with rayon; each gemm is single-threaded.
+//! * **input gradient**: the same forward with the kernel transposed and flipped,
+//!   `dx = conv(dy, flip(Wᵀ))`, because for stride 1 and symmetric padding the transposed
+//!   convolution is an ordinary one.
+//! * **kernel gradient**: per band `dW += dy_band [C_out, P] × col_bandᵀ [P, 9·C_in]`, summed over
+//!   bands and images.
+//!
+//! f32 and f64 (the finite-difference checks) are supported; other dtypes and devices go through
+//! candle's own `conv2d` ([`conv3x3_same`] chooses).
+
+use candle_core::{
+    backend::BackendStorage, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor, WithDType,
+};
+use rayon::prelude::*;
+
+use super::gemm::{gemm_into, MatMut, MatRef};
+
+/// Output pixels per band: large enough for an efficient gemm, small enough that the im2col
+/// block of a 64-channel layer (576 × 2048 floats, 4.7 MB) stays near the cache.
+const BAND_PIXELS: usize = 2048;
+
+/// `conv2d(x, w, padding = dilation, stride 1, dilation)` for a 3×3 kernel, with autograd.
+///
+/// On a CPU tensor of f32 or f64 this runs [`Conv3x3`]; anywhere else it is candle's `conv2d`.
+///
+/// # Shapes
+/// `x`: (n, c_in, h, w); `w`: (c_out, c_in, 3, 3) → (n, c_out, h, w).
+pub fn conv3x3_same(x: &Tensor, w: &Tensor, dilation: usize) -> Result<Tensor> {
+    let fast = x.device().is_cpu()
+        && matches!(x.dtype(), DType::F32 | DType::F64)
+        && x.dtype() == w.dtype();
+    if fast {
+        x.contiguous()?
+            .apply_op2(&w.contiguous()?, Conv3x3 { dilation })
+    } else {
+        x.conv2d(w, dilation, 1, dilation, 1)
+    }
+}
+
+/// The forward custom op: (x, w) → y, stride 1, padding = dilation, no bias.
+#[derive(Debug, Clone, Copy)]
+pub struct Conv3x3 {
+    /// Dilation of the kernel (and the zero padding on every side).
+    pub dilation: usize,
+}
+
+/// The kernel-gradient custom op: (x, dy) → dW of shape (c_out, c_in, 3, 3).
+#[derive(Debug, Clone, Copy)]
+pub struct Conv3x3KernelGrad {
+    /// Dilation of the forward convolution.
+    pub dilation: usize,
+}
+
+/// Sizes of one convolution.
+#[derive(Debug, Clone, Copy)]
+struct Geometry {
+    n: usize,
+    c_in: usize,
+    c_out: usize,
+    h: usize,
+    w: usize,
+    dilation: usize,
+}
+
+impl Geometry {
+    fn hw(&self) -> usize {
+        self.h * self.w
+    }
+
+    /// Row bands `(image, first_row, rows)` covering every output pixel.
+    fn bands(&self) -> Vec<(usize, usize, usize)> {
+        let rows = (BAND_PIXELS / self.w.max(1)).clamp(1, self.h.max(1));
+        (0..self.n)
+            .flat_map(|img| {
+                (0..self.h)
+                    .step_by(rows)
+                    .map(move |y0| (img, y0, rows.min(self.h - y0)))
+            })
+            .collect()
+    }
+}
+
+fn dims4(layout: &Layout, what: &str) -> Result<(usize, usize, usize, usize)> {
+    match layout.shape().dims() {
+        &[a, b, c, d] => Ok((a, b, c, d)),
+        d => candle_core::bail!("conv3x3: {what} must be 4-D, got {d:?}"),
+    }
+}
+
+fn contiguous<'a, T: WithDType>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    what: &str,
+) -> Result<&'a [T]> {
+    let data = storage.as_slice::<T>()?;
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("conv3x3: {what} must be contiguous"),
+    }
+}
+
+/// Fills `col` ([9·c_in, rows·w]) with the shifted rows of image `x_img` ([c_in, h, w]) for
+/// output rows `y0..y0 + rows`, zeros where a tap falls outside the image.
+fn im2col<T: WithDType>(x_img: &[T], g: &Geometry, y0: usize, rows: usize, col: &mut [T]) {
+    let (h, w, d) = (g.h as isize, g.w, g.dilation as isize);
+    let p = rows * w;
+    let zero = T::zero();
+    for ci in 0..g.c_in {
+        let plane = &x_img[ci * g.hw()..(ci + 1) * g.hw()];
+        for ky in 0..3isize {
+            for kx in 0..3isize {
+                let r = (ci * 3 + ky as usize) * 3 + kx as usize;
+                let dst_rows = &mut col[r * p..(r + 1) * p];
+                let dx = (kx - 1) * d;
+                for (j, dst) in dst_rows.chunks_exact_mut(w).enumerate() {
+                    let sy = (y0 + j) as isize + (ky - 1) * d;
+                    if sy < 0 || sy >= h || dx.unsigned_abs() >= w {
+                        dst.fill(zero);
+                        continue;
+                    }
+                    let src = &plane[sy as usize * w..(sy as usize + 1) * w];
+                    let s = dx.unsigned_abs();
+                    if dx >= 0 {
+                        dst[..w - s].copy_from_slice(&src[s..]);
+                        dst[w - s..].fill(zero);
+                    } else {
+                        dst[..s].fill(zero);
+                        dst[s..].copy_from_slice(&src[..w - s]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// y = conv(x, w): `x` (n, c_in, h, w), `weight` (c_out, c_in·9) → (n, c_out, h, w).
+fn forward<T: WithDType>(x: &[T], weight: &[T], g: &Geometry) -> Vec<T> {
+    let hw = g.hw();
+    let k = 9 * g.c_in;
+    let mut out = vec![T::zero(); g.n * g.c_out * hw];
+    // Every band writes its own rows of every output channel: disjoint regions of `out`.
+    let out_mat = MatMut::new(&mut out);
+    g.bands()
+        .into_par_iter()
+        .for_each_init(Vec::new, |col: &mut Vec<T>, (img, y0, rows)| {
+            let p = rows * g.w;
+            col.resize(k * p, T::zero());
+            im2col(
+                &x[img * g.c_in * hw..(img + 1) * g.c_in * hw],
+                g,
+                y0,
+                rows,
+                col,
+            );
+            let lhs = MatRef {
+                data: weight,
+                rows: g.c_out,
+                cols: k,
+                row_stride: k,
+                col_stride: 1,
+            };
+            let rhs = MatRef {
+                data: col,
+                rows: k,
+                cols: p,
+                row_stride: p,
+                col_stride: 1,
+            };
+            let offset = img * g.c_out * hw + y0 * g.w;
+            gemm_into(&out_mat, offset, hw, lhs, rhs, false);
+        });
+    out
+}
+
+/// dW = Σ_bands dy_band · col_bandᵀ: `x` (n, c_in, h, w), `dy` (n, c_out, h, w) → (c_out, c_in·9).
+fn kernel_grad<T: WithDType>(x: &[T], dy: &[T], g: &Geometry) -> Vec<T> {
+    let hw = g.hw();
+    let k = 9 * g.c_in;
+    let zeros = || (vec![T::zero(); g.c_out * k], Vec::new());
+    let (grad, _) = g
+        .bands()
+        .into_par_iter()
+        .fold(
+            zeros,
+            |(mut acc, mut col): (Vec<T>, Vec<T>), (img, y0, rows)| {
+                let p = rows * g.w;
+                col.resize(k * p, T::zero());
+                im2col(
+                    &x[img * g.c_in * hw..(img + 1) * g.c_in * hw],
+                    g,
+                    y0,
+                    rows,
+                    &mut col,
+                );
+                let start = img * g.c_out * hw + y0 * g.w;
+                let lhs = MatRef {
+                    data: &dy[start..],
+                    rows: g.c_out,
+                    cols: p,
+                    row_stride: hw,
+                    col_stride: 1,
+                };
+                let rhs = MatRef {
+                    data: &col,
+                    rows: p,
+                    cols: k,
+                    row_stride: 1,
+                    col_stride: p,
+                };
+                gemm_into(&MatMut::new(&mut acc), 0, k, lhs, rhs, true);
+                (acc, col)
+            },
+        )
+        .reduce(zeros, |(mut a, col), (b, _)| {
+            if a.is_empty() {
+                return (b, col);
+            }
+            for (x, y) in a.iter_mut().zip(&b) {
+                *x += *y;
+            }
+            (a, col)
+        });
+    grad
+}
+
+fn run_typed<T: WithDType>(
+    s1: &CpuStorage,
+    l1: &Layout,
+    s2: &CpuStorage,
+    l2: &Layout,
+    op: impl Fn(&[T], &[T]) -> Result<(Vec<T>, Shape)>,
+) -> Result<(CpuStorage, Shape)> {
+    let a = contiguous::<T>(s1, l1, "first argument")?;
+    let b = contiguous::<T>(s2, l2, "second argument")?;
+    let (v, shape) = op(a, b)?;
+    Ok((T::to_cpu_storage_owned(v), shape))
+}
+
+fn dispatch(
+    s1: &CpuStorage,
+    l1: &Layout,
+    s2: &CpuStorage,
+    l2: &Layout,
+    f32_op: impl Fn(&[f32], &[f32]) -> Result<(Vec<f32>, Shape)>,
+    f64_op: impl Fn(&[f64], &[f64]) -> Result<(Vec<f64>, Shape)>,
+) -> Result<(CpuStorage, Shape)> {
+    if s1.dtype() != s2.dtype() {
+        candle_core::bail!(
+            "conv3x3: dtypes differ ({:?} and {:?})",
+            s1.dtype(),
+            s2.dtype()
+        )
+    }
+    match s1.dtype() {
+        DType::F32 => run_typed(s1, l1, s2, l2, f32_op),
+        DType::F64 => run_typed(s1, l1, s2, l2, f64_op),
+        d => candle_core::bail!("conv3x3: unsupported dtype {d:?} on the CPU path"),
+    }
+}
+
+impl Conv3x3 {
+    fn geometry(&self, lx: &Layout, lw: &Layout) -> Result<Geometry> {
+        let (n, c_in, h, w) = dims4(lx, "input")?;
+        let (c_out, wc_in, kh, kw) = dims4(lw, "kernel")?;
+        if (kh, kw) != (3, 3) || wc_in != c_in {
+            candle_core::bail!(
+                "conv3x3: kernel {:?} does not fit input {:?}",
+                lw.dims(),
+                lx.dims()
+            )
+        }
+        Ok(Geometry {
+            n,
+            c_in,
+            c_out,
+            h,
+            w,
+            dilation: self.dilation,
+        })
+    }
+}
+
+impl CustomOp2 for Conv3x3 {
+    fn name(&self) -> &'static str {
+        "conv3x3"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = self.geometry(l1, l2)?;
+        let shape = Shape::from((g.n, g.c_out, g.h, g.w));
+        dispatch(
+            s1,
+            l1,
+            s2,
+            l2,
+            |x, w| Ok((forward(x, w, &g), shape.clone())),
+            |x, w| Ok((forward(x, w, &g), shape.clone())),
+        )
+    }
+
+    /// Gradients only for the arguments that need one: a frozen kernel (VGG16) or a leaf input
+    /// (the image) costs nothing.
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let dy = dy.contiguous()?;
+        let dx = if x.track_op() {
+            let flip = Tensor::new(&[2u32, 1, 0], x.device())?;
+            let w_flipped = w
+                .transpose(0, 1)?
+                .contiguous()?
+                .index_select(&flip, 2)?
+                .index_select(&flip, 3)?
+                .contiguous()?;
+            Some(dy.apply_op2(&w_flipped, *self)?)
+        } else {
+            None
+        };
+        let dw = if w.track_op() {
+            Some(x.apply_op2(
+                &dy,
+                Conv3x3KernelGrad {
+                    dilation: self.dilation,
+                },
+            )?)
+        } else {
+            None
+        };
+        Ok((dx, dw))
+    }
+}
+
+impl CustomOp2 for Conv3x3KernelGrad {
+    fn name(&self) -> &'static str {
+        "conv3x3-kernel-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (n, c_in, h, w) = dims4(l1, "input")?;
+        let (dn, c_out, dh, dw) = dims4(l2, "output gradient")?;
+        if (dn, dh, dw) != (n, h, w) {
+            candle_core::bail!(
+                "conv3x3: gradient {:?} does not fit input {:?}",
+                l2.dims(),
+                l1.dims()
+            )
+        }
+        let g = Geometry {
+            n,
+            c_in,
+            c_out,
+            h,
+            w,
+            dilation: self.dilation,
+        };
+        let shape = Shape::from((c_out, c_in, 3, 3));
+        dispatch(
+            s1,
+            l1,
+            s2,
+            l2,
+            |x, dy| Ok((kernel_grad(x, dy, &g), shape.clone())),
+            |x, dy| Ok((kernel_grad(x, dy, &g), shape.clone())),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::gradcheck::assert_grad_ok;
+    use candle_core::{Device, Var};
+
+    fn random(shape: &[usize], seed: u64) -> Tensor {
+        let n: usize = shape.iter().product();
+        let mut s = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let v: Vec<f64> = (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+            })
+            .collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn forward_matches_candle_for_every_dilation_and_odd_sizes() -> Result<()> {
+        for (d, h, w) in [
+            (1, 7, 9),
+            (2, 11, 5),
+            (3, 4, 13),
+            (8, 9, 9),
+            (1, 1, 1),
+            (2, 70, 40),
+        ] {
+            let x = random(&[2, 5, h, w], d as u64);
+            let k = random(&[4, 5, 3, 3], 100 + d as u64);
+            let ours = conv3x3_same(&x, &k, d)?;
+            let theirs = x.conv2d(&k, d, 1, d, 1)?;
+            let diff = (ours - theirs)?.abs()?.max_all()?.to_scalar::<f64>()?;
+            assert!(diff < 1e-12, "dilation {d}, {h}x{w}: {diff}");
+            // f32 too
+            let ours = conv3x3_same(&x.to_dtype(DType::F32)?, &k.to_dtype(DType::F32)?, d)?;
+            let theirs = x.conv2d(&k, d, 1, d, 1)?.to_dtype(DType::F32)?;
+            let diff = (ours - theirs)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(diff < 1e-5, "f32 dilation {d}: {diff}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() -> Result<()> {
+        for (d, h, w) in [(1, 6, 5), (2, 7, 6), (3, 5, 8)] {
+            let x = random(&[2, 3, h, w], 7 + d as u64);
+            let k = random(&[4, 3, 3, 3], 9 + d as u64);
+            assert_grad_ok(&x, |x| conv3x3_same(x, &k, d), 30 + d as u64)?;
+            assert_grad_ok(&k, |k| conv3x3_same(&x, k, d), 40 + d as u64)?;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn gradients_match_candle_on_a_band_split_image() -> Result<()> {
+        // 2 images × 3 bands of 48 rows (BAND_PIXELS / 40 = 51): the kernel gradient sums bands.
+        let x = Var::from_tensor(&random(&[2, 4, 120, 40], 3))?;
+        let k = Var::from_tensor(&random(&[6, 4, 3, 3], 4))?;
+        let r = random(&[2, 6, 120, 40], 5);
+        let ours = conv3x3_same(&x, &k, 2)?.mul(&r)?.sum_all()?.backward()?;
+        let theirs = x.conv2d(&k, 2, 1, 2, 1)?.mul(&r)?.sum_all()?.backward()?;
+        for v in [x.as_tensor(), k.as_tensor()] {
+            let a = ours.get(v).unwrap();
+            let b = theirs.get(v).unwrap();
+            let diff = (a - b)?.abs()?.max_all()?.to_scalar::<f64>()?;
+            assert!(diff < 1e-10, "{diff}");
+        }
+        Ok(())
+    }
+}
