@@ -201,6 +201,17 @@ fn without_embedded_weights_the_error_says_so() {
     assert!(stderr(&o).contains("--weights"), "{}", stderr(&o));
 }
 
+#[cfg(csgis_embedded_weights)]
+#[test]
+fn embedded_weights_smooth_without_flags() {
+    let env = TestEnv::new();
+    env.write_rgb("a.png", 40, 30);
+    let o = env.run(&["smooth", "a.png", "-o", "out"], None);
+    assert_exit(&o, 0);
+    let img = image::open(env.path("out/a.png")).expect("output written").to_rgb8();
+    assert_eq!(img.dimensions(), (40, 30));
+}
+
 #[test]
 fn classical_methods_share_the_batch_cli() {
     let env = TestEnv::new();
@@ -252,4 +263,35 @@ fn converted_checkpoints_run_like_the_safetensors() {
     let o = env.run(&["convert", "junk.pth", "-o", "j.safetensors"], None);
     assert_exit(&o, 2);
     assert!(stderr(&o).contains("junk.pth"), "{}", stderr(&o));
+}
+
+/// `dataset blend` against eq. 14–16 computed here directly, with a texture smaller than the GT
+/// (tiled from the top-left): grey = 0.299 R + 0.587 G + 0.114 B, minus its mean over the
+/// pixels used, added to every channel, clipped. Within 1 on the 0–255 scale.
+#[test]
+fn dataset_blend_matches_eq_14_to_16() {
+    let env = TestEnv::new();
+    let (gw, gh, tw, th) = (37u32, 23u32, 10u32, 7u32);
+    let gt = image::RgbImage::from_fn(gw, gh, |x, y| image::Rgb([(x * 6) as u8, (y * 9) as u8, 128]));
+    let tex = image::RgbImage::from_fn(tw, th, |x, y| image::Rgb([(x * 25) as u8, ((x + y) * 15) as u8, (y * 36) as u8]));
+    gt.save(env.path("gt.png")).unwrap();
+    tex.save(env.path("tex.png")).unwrap();
+    let out = env.run(&["dataset", "blend", "--gt", "gt.png", "--texture", "tex.png", "-o", "blend.png"], None);
+    assert_exit(&out, 0);
+    let got = image::open(env.path("blend.png")).unwrap().to_rgb8();
+    let grey = |x: u32, y: u32| {
+        let p = tex.get_pixel(x % tw, y % th).0;
+        (0.299 * p[0] as f64 + 0.587 * p[1] as f64 + 0.114 * p[2] as f64) / 255.0
+    };
+    let n = (gw * gh) as f64;
+    let mean = (0..gh).flat_map(|y| (0..gw).map(move |x| (x, y))).map(|(x, y)| grey(x, y)).sum::<f64>() / n;
+    for (x, y, p) in got.enumerate_pixels() {
+        for c in 0..3 {
+            let want = ((gt.get_pixel(x, y).0[c] as f64 / 255.0 + grey(x, y) - mean).clamp(0.0, 1.0) * 255.0).round();
+            assert!((p.0[c] as f64 - want).abs() <= 1.0, "({x},{y}) channel {c}: {} vs {want}", p.0[c]);
+        }
+    }
+    // A second run refuses to overwrite; the output is never one of the inputs.
+    assert_exit(&env.run(&["dataset", "blend", "--gt", "gt.png", "--texture", "tex.png", "-o", "blend.png"], None), 2);
+    assert_exit(&env.run(&["dataset", "blend", "--gt", "gt.png", "--texture", "tex.png", "-o", "gt.png", "--overwrite"], None), 2);
 }

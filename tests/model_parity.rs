@@ -122,3 +122,21 @@ fn loads_in_half_precision() {
         assert!(max_abs(&s1, &io("jess-w8-n1")["s1"]) < 5e-2);
     }
 }
+
+/// The model shipped inside the binary loads, and its output on a real photo is finite and
+/// (before the clip on writing) essentially inside [0, 1].
+#[cfg(csgis_embedded_weights)]
+#[test]
+fn embedded_model_loads_and_gives_finite_in_range_output() {
+    let bytes = csgis::model::EMBEDDED_WEIGHTS.expect("built with weights/csgis.safetensors");
+    let model = load_weights(bytes, Path::new("<embedded>"), &Device::Cpu, DType::F32).expect("embedded weights load");
+    let img = image::open(fixture("images/photos/structure_chelsea.png")).expect("photo").to_rgb8();
+    let img = image::imageops::crop_imm(&img, 0, 0, 64, 48).to_image();
+    let (w, h) = img.dimensions();
+    let planar: Vec<f32> = (0..3).flat_map(|c| img.pixels().map(move |p| p.0[c] as f32 / 255.0)).collect();
+    let x = Tensor::from_vec(planar, (1, 3, h as usize, w as usize), &Device::Cpu).unwrap();
+    let s1 = model.net.forward_t(&x, false).expect("forward").s1.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert!(s1.iter().all(|v| v.is_finite()), "non-finite output");
+    let (lo, hi) = s1.iter().fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    assert!(lo > -0.25 && hi < 1.25, "output range [{lo}, {hi}]");
+}

@@ -34,6 +34,25 @@ pub enum DatasetCommand {
     Synth(SynthArgs),
     /// Write a contact sheet of random augmented samples.
     Preview(PreviewArgs),
+    /// Blend one texture into one smooth image (paper eq. 14–16) and write the textured image.
+    Blend(BlendArgs),
+}
+
+/// `csgis dataset blend`.
+#[derive(Debug, Args)]
+pub struct BlendArgs {
+    /// The smooth ground-truth image.
+    #[arg(long, value_name = "FILE")]
+    pub gt: PathBuf,
+    /// The texture (PNG, JPEG, WebP, TIFF or GIMP .pat); tiled or cropped from the top-left.
+    #[arg(long, value_name = "FILE")]
+    pub texture: PathBuf,
+    /// The textured image to write (PNG, 8-bit RGB; written atomically, never over an input).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Replace an existing output file.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 /// The edge-label channel on the command line.
@@ -199,6 +218,7 @@ pub fn run(args: &DatasetArgs, quiet: bool) -> anyhow::Result<()> {
                 summary("synth", &report, &a.common.output);
             }
         }
+        DatasetCommand::Blend(a) => blend_one(a)?,
         DatasetCommand::Preview(a) => {
             let cfg = SampleConfig { crop: a.crop, augment: !a.no_augment, ..SampleConfig::default() };
             let rows = preview(&a.dataset, &a.output, a.count, a.seed, &cfg)?;
@@ -208,6 +228,17 @@ pub fn run(args: &DatasetArgs, quiet: bool) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn blend_one(a: &BlendArgs) -> anyhow::Result<()> {
+    use crate::data::imageio::{load_rgb, save_png};
+    let same = |p: &std::path::Path| std::fs::canonicalize(p).ok() == std::fs::canonicalize(&a.output).ok();
+    anyhow::ensure!(!same(&a.gt) && !same(&a.texture), "{}: refusing to overwrite an input", a.output.display());
+    anyhow::ensure!(a.overwrite || !a.output.exists(), "{}: exists (use --overwrite)", a.output.display());
+    let gt = load_rgb(&a.gt).with_context(|| format!("reading {}", a.gt.display()))?;
+    let texture = load_rgb(&a.texture).with_context(|| format!("reading {}", a.texture.display()))?;
+    let out = crate::data::blend::blend_texture(&gt, &texture);
+    save_png(&a.output, &out).with_context(|| format!("writing {}", a.output.display()))
 }
 
 #[cfg(test)]

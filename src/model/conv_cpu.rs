@@ -183,53 +183,34 @@ fn forward<T: WithDType>(x: &[T], weight: &[T], g: &Geometry) -> Vec<T> {
 }
 
 /// dW = Σ_bands dy_band · col_bandᵀ: `x` (n, c_in, h, w), `dy` (n, c_out, h, w) → (c_out, c_in·9).
+///
+/// Each band's product goes to its own buffer and the buffers are summed in band order, so the
+/// result does not depend on how rayon schedules the bands (a resumed training run must repeat
+/// the same losses bit for bit).
 fn kernel_grad<T: WithDType>(x: &[T], dy: &[T], g: &Geometry) -> Vec<T> {
     let hw = g.hw();
     let k = 9 * g.c_in;
-    let zeros = || (vec![T::zero(); g.c_out * k], Vec::new());
-    let (grad, _) = g
+    let partials: Vec<Vec<T>> = g
         .bands()
         .into_par_iter()
-        .fold(
-            zeros,
-            |(mut acc, mut col): (Vec<T>, Vec<T>), (img, y0, rows)| {
-                let p = rows * g.w;
-                col.resize(k * p, T::zero());
-                im2col(
-                    &x[img * g.c_in * hw..(img + 1) * g.c_in * hw],
-                    g,
-                    y0,
-                    rows,
-                    &mut col,
-                );
-                let start = img * g.c_out * hw + y0 * g.w;
-                let lhs = MatRef {
-                    data: &dy[start..],
-                    rows: g.c_out,
-                    cols: p,
-                    row_stride: hw,
-                    col_stride: 1,
-                };
-                let rhs = MatRef {
-                    data: &col,
-                    rows: p,
-                    cols: k,
-                    row_stride: 1,
-                    col_stride: p,
-                };
-                gemm_into(&MatMut::new(&mut acc), 0, k, lhs, rhs, true);
-                (acc, col)
-            },
-        )
-        .reduce(zeros, |(mut a, col), (b, _)| {
-            if a.is_empty() {
-                return (b, col);
-            }
-            for (x, y) in a.iter_mut().zip(&b) {
-                *x += *y;
-            }
-            (a, col)
-        });
+        .map_init(Vec::new, |col: &mut Vec<T>, (img, y0, rows)| {
+            let p = rows * g.w;
+            col.resize(k * p, T::zero());
+            im2col(&x[img * g.c_in * hw..(img + 1) * g.c_in * hw], g, y0, rows, col);
+            let start = img * g.c_out * hw + y0 * g.w;
+            let lhs = MatRef { data: &dy[start..], rows: g.c_out, cols: p, row_stride: hw, col_stride: 1 };
+            let rhs = MatRef { data: col, rows: p, cols: k, row_stride: 1, col_stride: p };
+            let mut part = vec![T::zero(); g.c_out * k];
+            gemm_into(&MatMut::new(&mut part), 0, k, lhs, rhs, false);
+            part
+        })
+        .collect();
+    let mut grad = vec![T::zero(); g.c_out * k];
+    for part in &partials {
+        for (acc, v) in grad.iter_mut().zip(part) {
+            *acc += *v;
+        }
+    }
     grad
 }
 

@@ -19,8 +19,11 @@
 //! * The code draws one negative per batch (OV or OB with probability ½); here the caller passes
 //!   the negatives to use, one or both.
 //! * The code's VGG is torchvision's with unnormalised [0, 1] input; ours is the Caffe VGG16 with
-//!   its own preprocessing ([`crate::train::vgg`]), so feature magnitudes — and therefore what a
-//!   margin of 0.04 means — differ from theirs.
+//!   its own preprocessing ([`crate::train::vgg`]), which sees pixels on the 0–255 scale. Its
+//!   features are therefore multiplied by [`ContrastConfig::feature_scale`] (default 1/255)
+//!   before the Gram and mean, which puts them on the [0, 1]-input scale the authors' margins
+//!   were chosen for. Unscaled, the Gram distances of a fresh network are about 255⁴ ≈ 4·10⁹
+//!   times larger (a first-step loss near 10¹¹ measured here) and swamp every other term.
 
 use candle_core::{Result, Tensor};
 
@@ -44,11 +47,13 @@ pub struct ContrastConfig {
     pub mean_margin: f64,
     /// Space of the mean triplet.
     pub mean_space: MeanSpace,
+    /// Factor applied to the VGG features before the distances (1/255; see the module doc).
+    pub feature_scale: f64,
 }
 
 impl Default for ContrastConfig {
     fn default() -> Self {
-        Self { gram_margin: 0.04, mean_margin: 0.3, mean_space: MeanSpace::VggChannels }
+        Self { gram_margin: 0.04, mean_margin: 0.3, mean_space: MeanSpace::VggChannels, feature_scale: 1.0 / 255.0 }
     }
 }
 
@@ -125,7 +130,8 @@ pub fn contrastive_loss(
     let taps = vgg.forward(&Tensor::cat(&batch, 0)?)?;
     let part = |i: usize| -> Result<Vec<Tensor>> {
         let VggTaps { relu1_2, relu2_2, .. } = &taps;
-        Ok(vec![relu1_2.narrow(0, i * n, n)?, relu2_2.narrow(0, i * n, n)?])
+        let scale = |t: &Tensor| t.narrow(0, i * n, n)?.affine(cfg.feature_scale, 0.0);
+        Ok(vec![scale(relu1_2)?, scale(relu2_2)?])
     };
     let (anchor, positive) = (part(0)?, part(1)?);
     let mean_d = |i: usize| -> Result<Tensor> {
@@ -198,7 +204,7 @@ mod tests {
         let ob = rand_f64(&[1, 3, 4, 4], 5)?;
         let ov = ((&gt * 0.9)? + 0.05)?;
         for space in [MeanSpace::VggChannels, MeanSpace::ImageGrey] {
-            let cfg = |m: f64| ContrastConfig { gram_margin: m, mean_margin: m, mean_space: space };
+            let cfg = |m: f64| ContrastConfig { gram_margin: m, mean_margin: m, mean_space: space, feature_scale: 1.0 };
             let loss = |s: &Tensor, m: f64| contrastive_loss(&vgg, s, &gt, &[&ob, &ov], &cfg(m));
             // All four hinges (2 negatives x 2 terms) active: raising the margins by 1 adds 4.
             let (l1, l2) =
