@@ -242,6 +242,8 @@ fn eval_prints_json_lines_and_a_summary() {
     assert!((lines[1]["ssim"].as_f64().unwrap() - 1.0).abs() < 1e-9);
     let o = env.run(&["eval", "--input", "pred", "--gt", "gt", "--method", "guided", "--sweep", "--json"], None);
     assert_exit(&o, 0);
+    let last: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().last().unwrap()).unwrap();
+    assert!(last["method"].as_str().unwrap().starts_with("best guided"), "{last}");
 }
 
 #[test]

@@ -140,7 +140,9 @@ fn print_scores(scores: &[Score], label: &str, json: bool, conv: SsimArg) -> any
         for sc in scores {
             println!("{}", serde_json::to_string(sc)?);
         }
-        println!("{}", serde_json::json!({ "count": scores.len(), "psnr": p, "ssim": s }));
+        // `method` names what was scored (with --sweep: the best setting), so a script can
+        // reproduce it.
+        println!("{}", serde_json::json!({ "count": scores.len(), "psnr": p, "ssim": s, "method": label }));
     } else {
         let conv = match conv {
             SsimArg::Csgis => "SSIM (CSGIS: 11×11 Gaussian, zero pad)",

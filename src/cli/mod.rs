@@ -132,6 +132,10 @@ impl Engine for ClassicalEngine {
     }
 }
 
+/// Said whenever the embedded model runs: it is a small CPU-trained stand-in (weights/README.md).
+const PRELIMINARY_MODEL_NOTE: &str = "the embedded model is a preliminary one (N = 3, C = 16, about an hour of CPU \
+     training); it removes texture but can tint large flat areas. See weights/README.md; pass --weights for another model";
+
 /// The engine for a classical method, or the network (from `weights` or the embedded model).
 fn build_engine(
     method: Option<crate::ops::Method>,
@@ -193,6 +197,9 @@ fn run_smooth(args: &SmoothArgs, quiet: bool) -> anyhow::Result<Status> {
         Some(TileArg::Auto) => Tiling::Auto { budget: auto_budget() },
     };
     let engine = build_engine(method, args.weights.as_ref(), &device, dtype, tiling, args.tile_overlap)?;
+    if method.is_none() && args.weights.is_none() && !quiet {
+        eprintln!("csgis: note: {PRELIMINARY_MODEL_NOTE}");
+    }
     let opts = BatchOptions {
         existing: if args.overwrite {
             ExistingPolicy::Overwrite

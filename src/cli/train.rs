@@ -10,6 +10,7 @@ use super::progress::Progress;
 use crate::infer::{open_device, DeviceChoice};
 use crate::model::NetConfig;
 use crate::train::config::{TermSwitches, TrainConfig};
+use crate::train::recalibrate::{recalibrate_bn, RecalibrateConfig};
 use crate::train::seg_trainer::{train_seg, SegTrainConfig};
 use crate::train::trainer::train;
 
@@ -111,6 +112,37 @@ pub struct TrainArgs {
 pub enum TrainSub {
     /// Train DeepLabv3+ on the dataset's clean GT images and labels; reports val mIoU.
     Seg(SegArgs),
+    /// Re-estimate a trained smoother's BatchNorm statistics on training crops (weights frozen).
+    RecalibrateBn(RecalibrateArgs),
+}
+
+/// Arguments of `csgis train recalibrate-bn`.
+#[derive(Debug, Clone, Args)]
+pub struct RecalibrateArgs {
+    /// Dataset directory holding manifest.jsonl (its train split is used).
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Trained weights (e.g. OUT/best.safetensors).
+    #[arg(long, value_name = "FILE")]
+    pub weights: PathBuf,
+    /// Where to write the recalibrated weights (never the input file).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Forward passes in train mode.
+    #[arg(long, default_value_t = 100)]
+    pub batches: usize,
+    /// Samples per pass.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Crop side in pixels.
+    #[arg(long, default_value_t = 128)]
+    pub crop: usize,
+    /// Seed of the crops.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Compute device.
+    #[arg(long, default_value = "auto", value_parser = |s: &str| s.parse::<DeviceChoice>())]
+    pub device: DeviceChoice,
 }
 
 /// Arguments of `csgis train seg`.
@@ -220,6 +252,26 @@ pub fn run_train(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
         let miou = train_seg(&cfg, &device, &|_, msg| bar.step(msg))?;
         bar.finish();
         eprintln!("csgis: DeepLabv3+ trained for {} steps; val mIoU {miou:.4}", cfg.steps);
+        return Ok(());
+    }
+    if let Some(TrainSub::RecalibrateBn(r)) = &args.sub {
+        let same = std::fs::canonicalize(&r.weights).ok() == std::fs::canonicalize(&r.output).ok();
+        anyhow::ensure!(!same, "{}: refusing to overwrite the input weights", r.output.display());
+        let device = open_device(r.device).map_err(anyhow::Error::msg)?;
+        let cfg = RecalibrateConfig { data: r.data.clone(), batches: r.batches, batch: r.batch, crop: r.crop, seed: r.seed };
+        let net = recalibrate_bn(&r.weights, &r.output, &cfg, &device)
+            .with_context(|| format!("recalibrating {}", r.weights.display()))?;
+        if !quiet {
+            eprintln!(
+                "csgis: BatchNorm statistics of {} (N = {}, C = {}) re-estimated over {} batches of {}; wrote {}",
+                r.weights.display(),
+                net.blocks,
+                net.channels,
+                r.batches,
+                r.batch,
+                r.output.display()
+            );
+        }
         return Ok(());
     }
     let cfg = resolve(args)?;
