@@ -1,24 +1,24 @@
 #!/usr/bin/env bash
-# Table 1-style comparison on the evaluation splits of scripts/eval_splits.py:
-# the textured input itself, csgis models, and every classical operator at its best setting
-# from `csgis eval --sweep` (best mean PSNR over the split). Prints a Markdown table.
+# Table 1-style comparison on one evaluation split of scripts/eval_splits.py: the textured
+# input itself, csgis models, and each classical operator at its best setting from
+# `csgis eval --sweep` (best mean PSNR over the split), or at its default setting for the
+# operators listed in NO_SWEEP (space-separated; sweeping the sparse solvers is slow).
+# Prints one Markdown row per method as soon as it is measured.
 #
-#   scripts/eval_table.sh CSGIS_BIN EVAL_DIR NAME=WEIGHTS [NAME=WEIGHTS ...]
+#   NO_SWEEP="wls ils sdf" scripts/eval_table.sh CSGIS_BIN SPLIT_DIR NAME=WEIGHTS [NAME=WEIGHTS ...]
 set -euo pipefail
-BIN=${1:?usage: eval_table.sh CSGIS_BIN EVAL_DIR NAME=WEIGHTS...}; EVAL=${2:?}; shift 2
-SPLITS=(photo cartoon)
-summary() { tail -n 1 | python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); print("%.2f / %.3f" % (d["psnr"], d["ssim"]))'; }
-declare -A ROW
-rows=("input (no smoothing)")
-for s in "${SPLITS[@]}"; do ROW["input (no smoothing)|$s"]=$("$BIN" eval --pred "$EVAL/$s/input" --gt "$EVAL/$s/gt" --json -q | summary); done
+BIN=${1:?usage: eval_table.sh CSGIS_BIN SPLIT_DIR NAME=WEIGHTS...}; SPLIT=${2:?}; shift 2
+summary() { tail -n 1 | python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); print("%.2f | %.3f | %s" % (d["psnr"], d["ssim"], d.get("method", "")))'; }
+echo "| method | PSNR (dB) | SSIM | setting |"
+echo "|---|---|---|---|"
+echo "| input (no smoothing) | $("$BIN" eval --pred "$SPLIT/input" --gt "$SPLIT/gt" --json -q | summary) |"
 for spec in "$@"; do
-  name=${spec%%=*}; w=${spec#*=}; rows+=("$name")
-  for s in "${SPLITS[@]}"; do ROW["$name|$s"]=$("$BIN" eval --method csgis --weights "$w" --input "$EVAL/$s/input" --gt "$EVAL/$s/gt" --json -q | summary); done
+  echo "| ${spec%%=*} | $("$BIN" eval --method csgis --weights "${spec#*=}" --input "$SPLIT/input" --gt "$SPLIT/gt" --json -q | summary) |"
 done
 for m in bilateral guided rgf l0 rtv wls ils sdf; do
-  rows+=("$m (best of --sweep)")
-  for s in "${SPLITS[@]}"; do ROW["$m (best of --sweep)|$s"]=$("$BIN" eval --method "$m" --sweep --input "$EVAL/$s/input" --gt "$EVAL/$s/gt" --json -q | summary); done
+  if [[ " ${NO_SWEEP:-} " == *" $m "* ]]; then
+    echo "| $m (default, not swept) | $("$BIN" eval --method "$m" --input "$SPLIT/input" --gt "$SPLIT/gt" --json -q | summary) |"
+  else
+    echo "| $m (best of --sweep) | $("$BIN" eval --method "$m" --sweep --input "$SPLIT/input" --gt "$SPLIT/gt" --json -q | summary) |"
+  fi
 done
-echo "| method | photo test split PSNR / SSIM ($(ls "$EVAL/photo/input" | wc -l) images) | cartoon split PSNR / SSIM ($(ls "$EVAL/cartoon/input" | wc -l) images) |"
-echo "|---|---|---|"
-for r in "${rows[@]}"; do echo "| $r | ${ROW["$r|photo"]} | ${ROW["$r|cartoon"]} |"; done

@@ -1,0 +1,60 @@
+//! CPU training speed: steps per second of the smoother's training step (forward, eq. 11's
+//! edge + reconstruction + DTV terms on S0 and S1, backward, Adam) for the tiny, the shipped
+//! preliminary and the full network, at the trainer's default batch 8 of 128² and at the
+//! preliminary model's batch 4 of 64² (the full network only at the latter: a 128² batch of 8
+//! takes minutes a step on two cores).
+//!
+//! Run with `cargo bench --bench train_step`. Prints a Markdown table (median of 3 steps after
+//! one warm-up). Random images: the speed does not depend on the pixels. The contrastive and
+//! semantic terms are not included (they need VGG16/DeepLab weights; their cost is the VGG16
+//! or DeepLab forward on 4 batches plus its input gradient).
+
+use std::time::Instant;
+
+use candle_core::{DType, Device, Result, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use csgis::model::{CsgisNet, NetConfig};
+use csgis::train::losses::{dtv_loss, edge_loss, recon_loss_pair, ReconConfig};
+use csgis::train::optim::{Adam, AdamConfig};
+
+fn step_seconds(cfg: NetConfig, batch: usize, crop: usize) -> Result<f64> {
+    let dev = Device::Cpu;
+    let varmap = VarMap::new();
+    let net = CsgisNet::new(&cfg, VarBuilder::from_varmap(&varmap, DType::F32, &dev))?;
+    let mut adam = Adam::from_varmap(&varmap, AdamConfig::default())?;
+    let input = Tensor::rand(0f32, 1f32, (batch, 3, crop, crop), &dev)?;
+    let gt = Tensor::rand(0f32, 1f32, (batch, 3, crop, crop), &dev)?;
+    let edge = Tensor::rand(0f32, 1f32, (batch, 1, crop, crop), &dev)?.ge(0.9)?.to_dtype(DType::F32)?;
+    let mut step = || -> Result<f64> {
+        let t = Instant::now();
+        let out = net.forward_t(&input, true)?;
+        let loss = (edge_loss(&out.edge_logits, &edge)? * 0.001)?;
+        let loss = (loss + recon_loss_pair(&out.s0, &out.s1, &gt, &ReconConfig::default())?)?;
+        let loss = (loss + dtv_loss(&out.s0, &gt, &edge)? + dtv_loss(&out.s1, &gt, &edge)?)?;
+        adam.backward_step(&loss)?;
+        Ok(t.elapsed().as_secs_f64())
+    };
+    step()?;
+    let mut times = vec![step()?, step()?, step()?];
+    times.sort_by(|a, b| a.total_cmp(b));
+    Ok(times[1])
+}
+
+fn main() -> Result<()> {
+    println!("# csgis training step on the CPU, {} threads, f32\n", candle_core::utils::get_num_threads());
+    println!("| network | batch × crop | s / step | steps / s |");
+    println!("|---|---|---|---|");
+    let configs = [
+        ("tiny (N 1, C 8)", NetConfig::TINY),
+        ("preliminary (N 3, C 16)", NetConfig { blocks: 3, channels: 16 }),
+        ("full (N 12, C 64)", NetConfig::CSGIS),
+    ];
+    for (name, cfg) in configs {
+        let shapes: &[(usize, usize)] = if cfg == NetConfig::CSGIS { &[(4, 64)] } else { &[(4, 64), (8, 128)] };
+        for &(batch, crop) in shapes {
+            let s = step_seconds(cfg, batch, crop)?;
+            println!("| {name} | {batch} × {crop}² | {s:.2} | {:.3} |", 1.0 / s);
+        }
+    }
+    Ok(())
+}
