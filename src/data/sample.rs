@@ -8,11 +8,13 @@
 //!    bilinear for the input, GT and negative, nearest for the edge and label; corners
 //!    that fall outside the window are black (0) in images and edges and **255
 //!    (ignore)** in labels;
-//! 4. colour jitter in random order, one draw applied identically to input and GT:
-//!    brightness factor in [0.3, 1.7], contrast factor in [0.3, 1.7] about the GT's mean
-//!    luma, hue shift in [−0.3, 0.3] of a turn. Edge, label and negative are not jittered.
+//! 4. colour jitter in random order, one draw applied identically to input, GT and the
+//!    over-smoothed negative: brightness factor in [0.3, 1.7], contrast factor in [0.3, 1.7]
+//!    about the GT's mean luma, hue shift in [−0.3, 0.3] of a turn. Edge and label are not
+//!    jittered. (Jittering the negative too keeps the contrastive triplet about smoothness:
+//!    a negative of another colour than the anchor is trivially far from it.)
 //!
-//! REF: the reference loader crops the negative but neither flips nor rotates it, and
+//! REF: the reference loader crops the negative but neither flips, rotates nor jitters it, and
 //! fills rotated label corners with class 0 (reference-implementation.md §2.4, §8 items 5
 //! and 6). Here all five fields share the geometry and label corners are ignored.
 //!
@@ -208,7 +210,7 @@ pub fn augment(f: &Fields, cfg: &SampleConfig, seed: u64) -> Sample {
     };
     let mut input = warp_planes(&f.input);
     let mut gt = warp_planes(&f.gt);
-    let negative = warp_planes(&f.negative);
+    let mut negative = warp_planes(&f.negative);
     let edge = warp.apply(s, |y, x| if f.edge[at(y, x)] > 127 { 1.0 } else { 0.0 }, 0.0, None);
     let label = f.label.as_ref().map(|l| warp.apply(s, |y, x| l[at(y, x)], IGNORE, None));
     if cfg.augment {
@@ -219,12 +221,12 @@ pub fn augment(f: &Fields, cfg: &SampleConfig, seed: u64) -> Sample {
         rng.shuffle(&mut order);
         for op in order {
             match op {
-                0 => [&mut input, &mut gt].into_iter().for_each(|p| scale_about(p, b, 0.0)),
+                0 => [&mut input, &mut gt, &mut negative].into_iter().for_each(|p| scale_about(p, b, 0.0)),
                 1 => {
                     let m = gt.luma().data.iter().sum::<f32>() / (s * s) as f32;
-                    [&mut input, &mut gt].into_iter().for_each(|p| scale_about(p, c, m));
+                    [&mut input, &mut gt, &mut negative].into_iter().for_each(|p| scale_about(p, c, m));
                 }
-                _ => [&mut input, &mut gt].into_iter().for_each(|p| shift_hue(p, hue)),
+                _ => [&mut input, &mut gt, &mut negative].into_iter().for_each(|p| shift_hue(p, hue)),
             }
         }
     }
