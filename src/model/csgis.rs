@@ -22,21 +22,12 @@ use super::{NetConfig, NetOutput, REFINE_BLOCKS, SMOOTH_BLOCKS};
 
 /// `conv-BN(-ReLU)` whose conv sits at Sequential index `i` and its BN at `i + 1`.
 fn seq_conv_bn(c_in: usize, c_out: usize, i: usize, vb: &VarBuilder) -> Result<ConvBn> {
-    ConvBn::new(
-        c_in,
-        c_out,
-        1,
-        Activation::Relu,
-        vb.pp(i.to_string()),
-        vb.pp((i + 1).to_string()),
-    )
+    ConvBn::new(c_in, c_out, 1, Activation::Relu, vb.pp(i.to_string()), vb.pp((i + 1).to_string()))
 }
 
 /// rHDC blocks at consecutive Sequential indices starting at `first`.
 fn seq_blocks(channels: usize, first: usize, count: usize, vb: &VarBuilder) -> Result<Vec<Rhdc>> {
-    (first..first + count)
-        .map(|i| Rhdc::new(channels, vb.pp(i.to_string())))
-        .collect()
+    (first..first + count).map(|i| Rhdc::new(channels, vb.pp(i.to_string()))).collect()
 }
 
 fn fold_all(blocks: &[Rhdc]) -> Result<Vec<Rhdc>> {
@@ -168,10 +159,6 @@ impl CsgisNet {
         let ys = run_blocks(&self.refine_blocks, ys, train)?;
         let refine = self.refine_out.forward(&ys)?;
         let s1 = (&s0 + refine)?;
-        Ok(NetOutput {
-            edge_logits,
-            s0,
-            s1,
-        })
+        Ok(NetOutput { edge_logits, s0, s1 })
     }
 }

@@ -20,11 +20,7 @@ pub struct Conv3x3 {
 impl Conv3x3 {
     /// A layer from its kernel (c_out, c_in, 3, 3) and bias (c_out).
     pub fn new(weight: Tensor, bias: Tensor, dilation: usize) -> Self {
-        Self {
-            weight,
-            bias,
-            dilation,
-        }
+        Self { weight, bias, dilation }
     }
 
     /// The kernel, (c_out, c_in, 3, 3).
@@ -40,39 +36,30 @@ impl Conv3x3 {
     /// This convolution followed by `bn` in eval mode, as one convolution:
     /// `w' = w·γ/√(σ²+ε)`, `b' = (b − μ)·γ/√(σ²+ε) + β`.
     pub fn absorb_bn(&self, bn: &BatchNorm) -> Result<Self> {
-        let (mean, var) = (bn.running_mean(), bn.running_var());
-        let inv_std = (var + bn.eps())?.sqrt()?.recip()?;
-        let scale = match bn.weight_and_bias() {
-            Some((gamma, _)) => (inv_std * gamma)?,
-            None => inv_std,
+        let inv_std = (bn.running_var() + bn.eps())?.sqrt()?.recip()?;
+        let (scale, shift) = match bn.weight_and_bias() {
+            Some((gamma, beta)) => ((inv_std * gamma)?, Some(beta)),
+            None => (inv_std, None),
         };
         let weight = self.weight.broadcast_mul(&scale.reshape(((), 1, 1, 1))?)?;
-        let bias = ((&self.bias - mean)? * &scale)?;
-        let bias = match bn.weight_and_bias() {
-            Some((_, beta)) => (bias + beta)?,
+        let bias = ((&self.bias - bn.running_mean())? * &scale)?;
+        let bias = match shift {
+            Some(beta) => (bias + beta)?,
             None => bias,
         };
-        Ok(Self {
-            weight,
-            bias,
-            dilation: self.dilation,
-        })
+        Ok(Self { weight, bias, dilation: self.dilation })
     }
 
     /// A copy on `device` in `dtype`.
     pub fn to(&self, device: &Device, dtype: DType) -> Result<Self> {
-        Ok(Self {
-            weight: self.weight.to_device(device)?.to_dtype(dtype)?,
-            bias: self.bias.to_device(device)?.to_dtype(dtype)?,
-            dilation: self.dilation,
-        })
+        let convert = |t: &Tensor| t.to_device(device)?.to_dtype(dtype);
+        Ok(Self { weight: convert(&self.weight)?, bias: convert(&self.bias)?, dilation: self.dilation })
     }
 }
 
 impl Module for Conv3x3 {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let ys = conv3x3_same(xs, &self.weight, self.dilation)?;
-        ys.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)
+        conv3x3_same(xs, &self.weight, self.dilation)?.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)
     }
 }
 
@@ -82,10 +69,7 @@ impl Module for Conv3x3 {
 /// gives the bound 1/√fan_in for weights and bias), not with candle's kaiming-normal default.
 pub fn conv3x3(c_in: usize, c_out: usize, dilation: usize, vb: VarBuilder) -> Result<Conv3x3> {
     let bound = 1.0 / ((c_in * 9) as f64).sqrt();
-    let init = Init::Uniform {
-        lo: -bound,
-        up: bound,
-    };
+    let init = Init::Uniform { lo: -bound, up: bound };
     let weight = vb.get_with_hints((c_out, c_in, 3, 3), "weight", init)?;
     let bias = vb.get_with_hints(c_out, "bias", init)?;
     Ok(Conv3x3::new(weight, bias, dilation))
@@ -94,12 +78,7 @@ pub fn conv3x3(c_in: usize, c_out: usize, dilation: usize, vb: VarBuilder) -> Re
 /// BatchNorm2d with PyTorch's defaults (eps 1e-5, momentum 0.1, affine).
 pub fn batch_norm(channels: usize, vb: VarBuilder) -> Result<BatchNorm> {
     // REF: nn.BatchNorm2d(64) defaults; candle's BatchNormConfig::default() agrees, spelled out.
-    let cfg = BatchNormConfig {
-        eps: 1e-5,
-        remove_mean: true,
-        affine: true,
-        momentum: 0.1,
-    };
+    let cfg = BatchNormConfig { eps: 1e-5, remove_mean: true, affine: true, momentum: 0.1 };
     candle_nn::batch_norm(channels, cfg, vb)
 }
 
@@ -135,11 +114,7 @@ impl ConvBn {
     ) -> Result<Self> {
         let conv = conv3x3(c_in, c_out, dilation, conv_vb)?;
         let bn = batch_norm(c_out, bn_vb)?;
-        Ok(Self {
-            conv,
-            bn: Some(bn),
-            relu: activation == Activation::Relu,
-        })
+        Ok(Self { conv, bn: Some(bn), relu: activation == Activation::Relu })
     }
 
     /// The same layer with BatchNorm's running statistics and affine parameters folded into
@@ -147,11 +122,7 @@ impl ConvBn {
     pub fn fold(&self) -> Result<Self> {
         match &self.bn {
             None => Ok(self.clone()),
-            Some(bn) => Ok(Self {
-                conv: self.conv.absorb_bn(bn)?,
-                bn: None,
-                relu: self.relu,
-            }),
+            Some(bn) => Ok(Self { conv: self.conv.absorb_bn(bn)?, bn: None, relu: self.relu }),
         }
     }
 }
@@ -165,11 +136,7 @@ impl ConvBn {
         if self.bn.is_some() {
             candle_core::bail!("fold BatchNorm before converting a layer");
         }
-        Ok(Self {
-            conv: self.conv.to(device, dtype)?,
-            bn: None,
-            relu: self.relu,
-        })
+        Ok(Self { conv: self.conv.to(device, dtype)?, bn: None, relu: self.relu })
     }
 }
 

@@ -12,9 +12,9 @@ mod layers;
 mod rhdc;
 pub mod weights;
 
-pub use conv_cpu::{conv3x3_same, Conv3x3 as Conv3x3Op, Conv3x3KernelGrad};
 pub use csgis::CsgisNet;
 pub use embedded::EMBEDDED_WEIGHTS;
+pub use conv_cpu::{conv3x3_same, Conv3x3 as Conv3x3Op, Conv3x3KernelGrad};
 pub use layers::{conv3x3, Activation, Conv3x3, ConvBn};
 pub use rhdc::Rhdc;
 pub use weights::{load_weights, load_weights_file, LoadedModel};
@@ -37,20 +37,11 @@ pub struct NetConfig {
 
 impl NetConfig {
     /// The CSGIS training script's network: N = 12, C = 64.
-    pub const CSGIS: Self = Self {
-        blocks: 12,
-        channels: 64,
-    };
+    pub const CSGIS: Self = Self { blocks: 12, channels: 64 };
     /// The JESS release and CSGIS `show.py`: N = 20, C = 64.
-    pub const JESS: Self = Self {
-        blocks: 20,
-        channels: 64,
-    };
+    pub const JESS: Self = Self { blocks: 20, channels: 64 };
     /// A tiny network for tests: N = 1, C = 8.
-    pub const TINY: Self = Self {
-        blocks: 1,
-        channels: 8,
-    };
+    pub const TINY: Self = Self { blocks: 1, channels: 8 };
 
     /// How far (in pixels) an output pixel of S1 can see: the sum of the dilations of every
     /// 3×3 convolution on the longest path. Tiling with at least this much context on each
@@ -118,13 +109,7 @@ impl NetConfig {
             rhdc(format!("refine.{i}"), &mut conv);
         }
         conv("refine.9".into(), c, 3);
-        let seq_bns = [
-            "interpreter1.1",
-            "interpreter1.4",
-            "interpreter2.1",
-            "interpreter2.7",
-            "refine.1",
-        ];
+        let seq_bns = ["interpreter1.1", "interpreter1.4", "interpreter2.1", "interpreter2.7", "refine.1"];
         bns.extend(seq_bns.iter().map(|s| s.to_string()));
         for bn in bns {
             for p in ["weight", "bias", "running_mean", "running_var"] {
@@ -158,10 +143,7 @@ mod tests {
         // reference-implementation.md §1.4 and §1.5: 484 tensors for N = 12, counting the 68 BN
         // `num_batches_tracked` entries; 2,528,519 parameters.
         let t = NetConfig::CSGIS.expected_tensors();
-        let bn_layers = t
-            .iter()
-            .filter(|(k, _)| k.ends_with("running_mean"))
-            .count();
+        let bn_layers = t.iter().filter(|(k, _)| k.ends_with("running_mean")).count();
         assert_eq!(bn_layers, 68);
         assert_eq!(t.len() + bn_layers, 484);
         let params: usize = t

@@ -81,9 +81,7 @@ pub fn caffe_preprocess(rgb01: &Tensor) -> Result<Tensor> {
     }
     let dev = rgb01.device();
     let bgr = rgb01.index_select(&Tensor::new(&[2u32, 1, 0], dev)?, 1)?;
-    let mean = Tensor::new(&CAFFE_MEAN_BGR, dev)?
-        .to_dtype(rgb01.dtype())?
-        .reshape((1, 3, 1, 1))?;
+    let mean = Tensor::new(&CAFFE_MEAN_BGR, dev)?.to_dtype(rgb01.dtype())?.reshape((1, 3, 1, 1))?;
     (bgr * 255.0)?.broadcast_sub(&mean)
 }
 
@@ -114,9 +112,7 @@ impl Vgg16Features {
     pub fn forward(&self, rgb01: &Tensor) -> Result<VggTaps> {
         let conv = |x: &Tensor, i: usize| -> Result<Tensor> {
             let (w, b) = &self.convs[i];
-            crate::model::conv3x3_same(x, w, 1)?
-                .broadcast_add(&b.reshape((1, (), 1, 1))?)?
-                .relu()
+            crate::model::conv3x3_same(x, w, 1)?.broadcast_add(&b.reshape((1, (), 1, 1))?)?.relu()
         };
         let x = caffe_preprocess(rgb01)?;
         let relu1_2 = conv(&conv(&x, 0)?, 1)?;
@@ -128,11 +124,7 @@ impl Vgg16Features {
         } else {
             None
         };
-        Ok(VggTaps {
-            relu1_2,
-            relu2_2,
-            relu3_3,
-        })
+        Ok(VggTaps { relu1_2, relu2_2, relu3_3 })
     }
 }
 
@@ -156,21 +148,12 @@ pub(crate) mod tests {
                 DType::F64,
                 &dev,
             )?;
-            map.get(
-                cout,
-                &format!("{name}.bias"),
-                Init::Const(bias),
-                DType::F64,
-                &dev,
-            )?;
+            map.get(cout, &format!("{name}.bias"), Init::Const(bias), DType::F64, &dev)?;
         }
         // He scale is sqrt(2); rescale the deterministic kernels to the requested gain.
         reseed_varmap(&map, 21)?;
-        for (name, var) in map
-            .data()
-            .lock()
-            .map_err(|_| candle_core::Error::Msg("lock".into()))?
-            .iter()
+        for (name, var) in
+            map.data().lock().map_err(|_| candle_core::Error::Msg("lock".into()))?.iter()
         {
             if name.ends_with("weight") {
                 var.set(&(var.as_tensor() * (gain / 2f64.sqrt()))?)?;
@@ -193,10 +176,7 @@ pub(crate) mod tests {
         let taps = vgg.forward(&rand_f64(&[2, 3, 8, 12], 1)?)?;
         assert_eq!(taps.relu1_2.dims(), &[2, 64, 8, 12]);
         assert_eq!(taps.relu2_2.dims(), &[2, 128, 4, 6]);
-        assert_eq!(
-            taps.relu3_3.as_ref().map(|t| t.dims().to_vec()),
-            Some(vec![2, 256, 2, 3])
-        );
+        assert_eq!(taps.relu3_3.as_ref().map(|t| t.dims().to_vec()), Some(vec![2, 256, 2, 3]));
         assert_eq!(taps.all().len(), 3);
         let shallow = random_vgg(VggDepth::Relu2_2, 2f64.sqrt(), 0.1)?
             .forward(&rand_f64(&[1, 3, 4, 4], 2)?)?;
