@@ -36,12 +36,9 @@ const BAND_PIXELS: usize = 2048;
 /// # Shapes
 /// `x`: (n, c_in, h, w); `w`: (c_out, c_in, 3, 3) → (n, c_out, h, w).
 pub fn conv3x3_same(x: &Tensor, w: &Tensor, dilation: usize) -> Result<Tensor> {
-    let fast = x.device().is_cpu()
-        && matches!(x.dtype(), DType::F32 | DType::F64)
-        && x.dtype() == w.dtype();
+    let fast = x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) && x.dtype() == w.dtype();
     if fast {
-        x.contiguous()?
-            .apply_op2(&w.contiguous()?, Conv3x3 { dilation })
+        x.contiguous()?.apply_op2(&w.contiguous()?, Conv3x3 { dilation })
     } else {
         x.conv2d(w, dilation, 1, dilation, 1)
     }
@@ -143,6 +140,16 @@ fn im2col<T: WithDType>(x_img: &[T], g: &Geometry, y0: usize, rows: usize, col: 
     }
 }
 
+/// Resizes `col` and fills it with band `(img, y0, rows)` of `x` (n, c_in, h, w); returns the
+/// band's pixel count P.
+fn band_columns<T: WithDType>(x: &[T], g: &Geometry, (img, y0, rows): (usize, usize, usize), col: &mut Vec<T>) -> usize {
+    let p = rows * g.w;
+    let image = g.c_in * g.hw();
+    col.resize(9 * g.c_in * p, T::zero());
+    im2col(&x[img * image..(img + 1) * image], g, y0, rows, col);
+    p
+}
+
 /// y = conv(x, w): `x` (n, c_in, h, w), `weight` (c_out, c_in·9) → (n, c_out, h, w).
 fn forward<T: WithDType>(x: &[T], weight: &[T], g: &Geometry) -> Vec<T> {
     let hw = g.hw();
@@ -150,35 +157,13 @@ fn forward<T: WithDType>(x: &[T], weight: &[T], g: &Geometry) -> Vec<T> {
     let mut out = vec![T::zero(); g.n * g.c_out * hw];
     // Every band writes its own rows of every output channel: disjoint regions of `out`.
     let out_mat = MatMut::new(&mut out);
-    g.bands()
-        .into_par_iter()
-        .for_each_init(Vec::new, |col: &mut Vec<T>, (img, y0, rows)| {
-            let p = rows * g.w;
-            col.resize(k * p, T::zero());
-            im2col(
-                &x[img * g.c_in * hw..(img + 1) * g.c_in * hw],
-                g,
-                y0,
-                rows,
-                col,
-            );
-            let lhs = MatRef {
-                data: weight,
-                rows: g.c_out,
-                cols: k,
-                row_stride: k,
-                col_stride: 1,
-            };
-            let rhs = MatRef {
-                data: col,
-                rows: k,
-                cols: p,
-                row_stride: p,
-                col_stride: 1,
-            };
-            let offset = img * g.c_out * hw + y0 * g.w;
-            gemm_into(&out_mat, offset, hw, lhs, rhs, false);
-        });
+    g.bands().into_par_iter().for_each_init(Vec::new, |col: &mut Vec<T>, band| {
+        let p = band_columns(x, g, band, col);
+        let lhs = MatRef { data: weight, rows: g.c_out, cols: k, row_stride: k, col_stride: 1 };
+        let rhs = MatRef { data: col, rows: k, cols: p, row_stride: p, col_stride: 1 };
+        let (img, y0, _) = band;
+        gemm_into(&out_mat, img * g.c_out * hw + y0 * g.w, hw, lhs, rhs, false);
+    });
     out
 }
 
@@ -193,10 +178,9 @@ fn kernel_grad<T: WithDType>(x: &[T], dy: &[T], g: &Geometry) -> Vec<T> {
     let partials: Vec<Vec<T>> = g
         .bands()
         .into_par_iter()
-        .map_init(Vec::new, |col: &mut Vec<T>, (img, y0, rows)| {
-            let p = rows * g.w;
-            col.resize(k * p, T::zero());
-            im2col(&x[img * g.c_in * hw..(img + 1) * g.c_in * hw], g, y0, rows, col);
+        .map_init(Vec::new, |col: &mut Vec<T>, band| {
+            let p = band_columns(x, g, band, col);
+            let (img, y0, _) = band;
             let start = img * g.c_out * hw + y0 * g.w;
             let lhs = MatRef { data: &dy[start..], rows: g.c_out, cols: p, row_stride: hw, col_stride: 1 };
             let rhs = MatRef { data: col, rows: p, cols: k, row_stride: 1, col_stride: p };
@@ -214,38 +198,39 @@ fn kernel_grad<T: WithDType>(x: &[T], dy: &[T], g: &Geometry) -> Vec<T> {
     grad
 }
 
-fn run_typed<T: WithDType>(
-    s1: &CpuStorage,
-    l1: &Layout,
-    s2: &CpuStorage,
-    l2: &Layout,
-    op: impl Fn(&[T], &[T]) -> Result<(Vec<T>, Shape)>,
-) -> Result<(CpuStorage, Shape)> {
-    let a = contiguous::<T>(s1, l1, "first argument")?;
-    let b = contiguous::<T>(s2, l2, "second argument")?;
-    let (v, shape) = op(a, b)?;
-    Ok((T::to_cpu_storage_owned(v), shape))
+/// What a custom op computes from its two (contiguous, same-dtype) arguments.
+#[derive(Debug, Clone, Copy)]
+enum Compute {
+    /// (x, w) → y.
+    Forward,
+    /// (x, dy) → dW.
+    KernelGrad,
 }
 
-fn dispatch(
-    s1: &CpuStorage,
-    l1: &Layout,
-    s2: &CpuStorage,
-    l2: &Layout,
-    f32_op: impl Fn(&[f32], &[f32]) -> Result<(Vec<f32>, Shape)>,
-    f64_op: impl Fn(&[f64], &[f64]) -> Result<(Vec<f64>, Shape)>,
-) -> Result<(CpuStorage, Shape)> {
-    if s1.dtype() != s2.dtype() {
-        candle_core::bail!(
-            "conv3x3: dtypes differ ({:?} and {:?})",
-            s1.dtype(),
-            s2.dtype()
-        )
+impl Compute {
+    fn run<T: WithDType>(self, a: &[T], b: &[T], g: &Geometry) -> Vec<T> {
+        match self {
+            Self::Forward => forward(a, b, g),
+            Self::KernelGrad => kernel_grad(a, b, g),
+        }
     }
-    match s1.dtype() {
-        DType::F32 => run_typed(s1, l1, s2, l2, f32_op),
-        DType::F64 => run_typed(s1, l1, s2, l2, f64_op),
-        d => candle_core::bail!("conv3x3: unsupported dtype {d:?} on the CPU path"),
+
+    fn typed<T: WithDType>(self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, g: &Geometry) -> Result<CpuStorage> {
+        let a = contiguous::<T>(s1, l1, "first argument")?;
+        let b = contiguous::<T>(s2, l2, "second argument")?;
+        Ok(T::to_cpu_storage_owned(self.run(a, b, g)))
+    }
+
+    /// Runs on f32 or f64 storage; other dtypes and mixed dtypes are errors.
+    fn dispatch(self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, g: &Geometry) -> Result<CpuStorage> {
+        if s1.dtype() != s2.dtype() {
+            candle_core::bail!("conv3x3: dtypes differ ({:?} and {:?})", s1.dtype(), s2.dtype())
+        }
+        match s1.dtype() {
+            DType::F32 => self.typed::<f32>(s1, l1, s2, l2, g),
+            DType::F64 => self.typed::<f64>(s1, l1, s2, l2, g),
+            d => candle_core::bail!("conv3x3: unsupported dtype {d:?} on the CPU path"),
+        }
     }
 }
 
@@ -254,20 +239,9 @@ impl Conv3x3 {
         let (n, c_in, h, w) = dims4(lx, "input")?;
         let (c_out, wc_in, kh, kw) = dims4(lw, "kernel")?;
         if (kh, kw) != (3, 3) || wc_in != c_in {
-            candle_core::bail!(
-                "conv3x3: kernel {:?} does not fit input {:?}",
-                lw.dims(),
-                lx.dims()
-            )
+            candle_core::bail!("conv3x3: kernel {:?} does not fit input {:?}", lw.dims(), lx.dims())
         }
-        Ok(Geometry {
-            n,
-            c_in,
-            c_out,
-            h,
-            w,
-            dilation: self.dilation,
-        })
+        Ok(Geometry { n, c_in, c_out, h, w, dilation: self.dilation })
     }
 }
 
@@ -276,54 +250,24 @@ impl CustomOp2 for Conv3x3 {
         "conv3x3"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = self.geometry(l1, l2)?;
-        let shape = Shape::from((g.n, g.c_out, g.h, g.w));
-        dispatch(
-            s1,
-            l1,
-            s2,
-            l2,
-            |x, w| Ok((forward(x, w, &g), shape.clone())),
-            |x, w| Ok((forward(x, w, &g), shape.clone())),
-        )
+        Ok((Compute::Forward.dispatch(s1, l1, s2, l2, &g)?, Shape::from((g.n, g.c_out, g.h, g.w))))
     }
 
     /// Gradients only for the arguments that need one: a frozen kernel (VGG16) or a leaf input
     /// (the image) costs nothing.
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        _res: &Tensor,
-        dy: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let dy = dy.contiguous()?;
         let dx = if x.track_op() {
             let flip = Tensor::new(&[2u32, 1, 0], x.device())?;
-            let w_flipped = w
-                .transpose(0, 1)?
-                .contiguous()?
-                .index_select(&flip, 2)?
-                .index_select(&flip, 3)?
-                .contiguous()?;
+            let w_flipped = w.transpose(0, 1)?.contiguous()?.index_select(&flip, 2)?.index_select(&flip, 3)?.contiguous()?;
             Some(dy.apply_op2(&w_flipped, *self)?)
         } else {
             None
         };
         let dw = if w.track_op() {
-            Some(x.apply_op2(
-                &dy,
-                Conv3x3KernelGrad {
-                    dilation: self.dilation,
-                },
-            )?)
+            Some(x.apply_op2(&dy, Conv3x3KernelGrad { dilation: self.dilation })?)
         } else {
             None
         };
@@ -336,76 +280,28 @@ impl CustomOp2 for Conv3x3KernelGrad {
         "conv3x3-kernel-grad"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let (n, c_in, h, w) = dims4(l1, "input")?;
         let (dn, c_out, dh, dw) = dims4(l2, "output gradient")?;
         if (dn, dh, dw) != (n, h, w) {
-            candle_core::bail!(
-                "conv3x3: gradient {:?} does not fit input {:?}",
-                l2.dims(),
-                l1.dims()
-            )
+            candle_core::bail!("conv3x3: gradient {:?} does not fit input {:?}", l2.dims(), l1.dims())
         }
-        let g = Geometry {
-            n,
-            c_in,
-            c_out,
-            h,
-            w,
-            dilation: self.dilation,
-        };
-        let shape = Shape::from((c_out, c_in, 3, 3));
-        dispatch(
-            s1,
-            l1,
-            s2,
-            l2,
-            |x, dy| Ok((kernel_grad(x, dy, &g), shape.clone())),
-            |x, dy| Ok((kernel_grad(x, dy, &g), shape.clone())),
-        )
+        let g = Geometry { n, c_in, c_out, h, w, dilation: self.dilation };
+        Ok((Compute::KernelGrad.dispatch(s1, l1, s2, l2, &g)?, Shape::from((c_out, c_in, 3, 3))))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::gradcheck::assert_grad_ok;
+    use crate::train::gradcheck::{assert_grad_ok, rand_f64 as random};
     use candle_core::{Device, Var};
-
-    fn random(shape: &[usize], seed: u64) -> Tensor {
-        let n: usize = shape.iter().product();
-        let mut s = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let v: Vec<f64> = (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-            })
-            .collect();
-        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-    }
 
     #[test]
     fn forward_matches_candle_for_every_dilation_and_odd_sizes() -> Result<()> {
-        for (d, h, w) in [
-            (1, 7, 9),
-            (2, 11, 5),
-            (3, 4, 13),
-            (8, 9, 9),
-            (1, 1, 1),
-            (2, 70, 40),
-        ] {
-            let x = random(&[2, 5, h, w], d as u64);
-            let k = random(&[4, 5, 3, 3], 100 + d as u64);
+        for (d, h, w) in [(1, 7, 9), (2, 11, 5), (3, 4, 13), (8, 9, 9), (1, 1, 1), (2, 70, 40)] {
+            let x = random(&[2, 5, h, w], d as u64)?;
+            let k = random(&[4, 5, 3, 3], 100 + d as u64)?;
             let ours = conv3x3_same(&x, &k, d)?;
             let theirs = x.conv2d(&k, d, 1, d, 1)?;
             let diff = (ours - theirs)?.abs()?.max_all()?.to_scalar::<f64>()?;
@@ -422,8 +318,8 @@ mod tests {
     #[test]
     fn gradients_match_finite_differences() -> Result<()> {
         for (d, h, w) in [(1, 6, 5), (2, 7, 6), (3, 5, 8)] {
-            let x = random(&[2, 3, h, w], 7 + d as u64);
-            let k = random(&[4, 3, 3, 3], 9 + d as u64);
+            let x = random(&[2, 3, h, w], 7 + d as u64)?;
+            let k = random(&[4, 3, 3, 3], 9 + d as u64)?;
             assert_grad_ok(&x, |x| conv3x3_same(x, &k, d), 30 + d as u64)?;
             assert_grad_ok(&k, |k| conv3x3_same(&x, k, d), 40 + d as u64)?;
         }
@@ -433,9 +329,9 @@ mod tests {
     #[test]
     fn gradients_match_candle_on_a_band_split_image() -> Result<()> {
         // 2 images × 3 bands of 48 rows (BAND_PIXELS / 40 = 51): the kernel gradient sums bands.
-        let x = Var::from_tensor(&random(&[2, 4, 120, 40], 3))?;
-        let k = Var::from_tensor(&random(&[6, 4, 3, 3], 4))?;
-        let r = random(&[2, 6, 120, 40], 5);
+        let x = Var::from_tensor(&random(&[2, 4, 120, 40], 3)?)?;
+        let k = Var::from_tensor(&random(&[6, 4, 3, 3], 4)?)?;
+        let r = random(&[2, 6, 120, 40], 5)?;
         let ours = conv3x3_same(&x, &k, 2)?.mul(&r)?.sum_all()?.backward()?;
         let theirs = x.conv2d(&k, 2, 1, 2, 1)?.mul(&r)?.sum_all()?.backward()?;
         for v in [x.as_tensor(), k.as_tensor()] {
