@@ -232,8 +232,9 @@ pub fn run(args: &DatasetArgs, quiet: bool) -> anyhow::Result<()> {
 
 fn blend_one(a: &BlendArgs) -> anyhow::Result<()> {
     use crate::data::imageio::{load_rgb, save_png};
-    let same = |p: &std::path::Path| std::fs::canonicalize(p).ok() == std::fs::canonicalize(&a.output).ok();
-    anyhow::ensure!(!same(&a.gt) && !same(&a.texture), "{}: refusing to overwrite an input", a.output.display());
+    use crate::io::same_file;
+    let is_input = same_file(&a.gt, &a.output) || same_file(&a.texture, &a.output);
+    anyhow::ensure!(!is_input, "{}: refusing to overwrite an input", a.output.display());
     anyhow::ensure!(a.overwrite || !a.output.exists(), "{}: exists (use --overwrite)", a.output.display());
     let gt = load_rgb(&a.gt).with_context(|| format!("reading {}", a.gt.display()))?;
     let texture = load_rgb(&a.texture).with_context(|| format!("reading {}", a.texture.display()))?;

@@ -255,8 +255,7 @@ pub fn run_train(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     if let Some(TrainSub::RecalibrateBn(r)) = &args.sub {
-        let same = std::fs::canonicalize(&r.weights).ok() == std::fs::canonicalize(&r.output).ok();
-        anyhow::ensure!(!same, "{}: refusing to overwrite the input weights", r.output.display());
+        anyhow::ensure!(!crate::io::same_file(&r.weights, &r.output), "{}: refusing to overwrite the input weights", r.output.display());
         let device = open_device(r.device).map_err(anyhow::Error::msg)?;
         let cfg = RecalibrateConfig { data: r.data.clone(), batches: r.batches, batch: r.batch, crop: r.crop, seed: r.seed };
         let net = recalibrate_bn(&r.weights, &r.output, &cfg, &device)

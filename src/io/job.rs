@@ -183,7 +183,9 @@ fn output_for(src: &Source, naming: &Naming) -> Result<(Output, OutFormat), Stri
     Ok((Output::File(path), format))
 }
 
-fn same_file(a: &Path, b: &Path) -> bool {
+/// Whether two paths name the same file (by canonical path when both exist, else literally).
+#[must_use]
+pub fn same_file(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(x), Ok(y)) => x == y,
         _ => a == b,

@@ -12,4 +12,4 @@ pub mod tensor;
 pub use atomic::{write_atomic, Existing};
 pub use decode::{decode, Decoded};
 pub use encode::{encode, EncodeOptions, OutFormat};
-pub use job::{expand_inputs, parse_file_list, plan_jobs, Input, Job, Naming, Output, Source};
+pub use job::{expand_inputs, parse_file_list, plan_jobs, same_file, Input, Job, Naming, Output, Source};

@@ -43,7 +43,10 @@ pub struct RecalibrateConfig {
 /// # Errors
 /// Unreadable weights or dataset, write failures.
 pub fn recalibrate_bn(weights: &Path, out: &Path, cfg: &RecalibrateConfig, device: &Device) -> Result<NetConfig> {
-    let net_cfg = crate::model::load_weights_file(weights, &Device::Cpu, DType::F32)?.config;
+    // Validates the file (keys, shapes, finite values) and gives N, C and the training step.
+    let loaded = crate::model::load_weights_file(weights, &Device::Cpu, DType::F32)?;
+    let net_cfg = loaded.config;
+    let step = loaded.metadata.get("step").and_then(|s| s.parse().ok()).unwrap_or(0);
     let mut varmap = VarMap::new();
     let net = CsgisNet::new(&net_cfg, VarBuilder::from_varmap(&varmap, DType::F32, device))?;
     varmap.load(weights)?;
@@ -55,15 +58,7 @@ pub fn recalibrate_bn(weights: &Path, out: &Path, cfg: &RecalibrateConfig, devic
         // Train mode updates the running statistics; no optimizer step follows.
         net.forward_t(&batch.input.detach(), true)?;
     }
-    save_weights(&varmap, &net_cfg, out, trained_step(weights))?;
+    save_weights(&varmap, &net_cfg, out, step)?;
     Ok(net_cfg)
 }
 
-/// The `step` recorded in a checkpoint's metadata by [`save_weights`], or 0.
-fn trained_step(weights: &Path) -> usize {
-    let Ok(bytes) = std::fs::read(weights) else { return 0 };
-    safetensors::SafeTensors::read_metadata(&bytes)
-        .ok()
-        .and_then(|(_, m)| m.metadata().as_ref()?.get("step")?.parse().ok())
-        .unwrap_or(0)
-}
