@@ -27,7 +27,7 @@ fn max_abs(a: &Tensor, b: &Tensor) -> f32 {
 fn check_parity(dir: &str, expected: NetConfig) {
     let model = load_weights_file(&fixture(dir).join("weights.safetensors"), &Device::Cpu, DType::F32)
         .expect("weights load");
-    assert_eq!(model.config, expected);
+    assert_eq!(model.arch, csgis::model::Arch::Csgis(expected));
     let io = io(dir);
     let out = model.net.forward_t(&io["input"], false).expect("forward");
     for (name, got) in [("edge_logits", &out.edge_logits), ("s0", &out.s0), ("s1", &out.s1)] {

@@ -141,6 +141,9 @@ pub struct SynthArgs {
     /// GT size as WIDTHxHEIGHT.
     #[arg(long, default_value = "400x300", value_parser = parse_size)]
     pub size: (usize, usize),
+    /// Share of GTs drawn on a flat-colour background (cartoon-like) instead of a photo.
+    #[arg(long, default_value_t = 0.0, value_name = "F", value_parser = parse_share)]
+    pub flat_share: f32,
     /// Shared options.
     #[command(flatten)]
     pub common: CommonArgs,
@@ -209,7 +212,7 @@ pub fn run(args: &DatasetArgs, quiet: bool) -> anyhow::Result<()> {
             }
         }
         DatasetCommand::Synth(a) => {
-            let cfg = SynthConfig { count: a.count, size: a.size, seed: a.common.seed, build: a.common.config(quiet)?, ..SynthConfig::default() };
+            let cfg = SynthConfig { count: a.count, size: a.size, seed: a.common.seed, flat_share: a.flat_share, build: a.common.config(quiet)?, ..SynthConfig::default() };
             let photos = crate::data::build::list_images(&a.photos)?;
             let art = ClipArt::scan(&a.clipart)?;
             let textures = load_textures(&a.common.textures, a.common.texture_max_side)?;
@@ -251,5 +254,12 @@ mod tests {
         assert_eq!(parse_size("400x300"), Ok((300, 400)));
         assert!(parse_size("100x300").is_err());
         assert!(parse_size("400").is_err());
+    }
+}
+
+fn parse_share(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a share in [0, 1]")),
     }
 }

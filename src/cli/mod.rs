@@ -24,7 +24,7 @@ use crate::model::{load_weights, LoadedModel};
 use crate::ops::Planes;
 pub use batch::{BatchOptions, Engine, ExistingPolicy};
 pub use report::{FileOutcome, FileStatus, Status};
-use smooth::{SmoothArgs, TileArg};
+use smooth::{ModelArg, SmoothArgs, TileArg};
 
 /// csgis: structure-preserving image smoothing with CSGIS-Net.
 ///
@@ -79,7 +79,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Eval(args) => {
             let device = open_device(crate::infer::DeviceChoice::Auto).map_err(anyhow::Error::msg)?;
             let engine_for = |method: Option<crate::ops::Method>| -> anyhow::Result<Box<dyn Engine>> {
-                build_engine(method, args.weights.as_ref(), &device, DType::F32, Tiling::Auto { budget: auto_budget() }, None)
+                build_engine(method, args.weights.as_ref(), ModelArg::Lite, &device, DType::F32, Tiling::Auto { budget: auto_budget() }, None)
             };
             eval::run_eval(&args, &engine_for)?;
             Ok(Status::Success)
@@ -132,14 +132,15 @@ impl Engine for ClassicalEngine {
     }
 }
 
-/// Said whenever the embedded model runs: it is a small CPU-trained stand-in (weights/README.md).
-const PRELIMINARY_MODEL_NOTE: &str = "the embedded model is a preliminary one (N = 3, C = 16, about an hour of CPU \
+/// Said whenever the embedded CSGIS-Net runs: it is a small CPU-trained stand-in (weights/README.md).
+const PRELIMINARY_FULL_NOTE: &str = "the embedded CSGIS-Net is a preliminary one (N = 3, C = 16, about an hour of CPU \
      training); it removes texture but can tint large flat areas. See weights/README.md; pass --weights for another model";
 
-/// The engine for a classical method, or the network (from `weights` or the embedded model).
+/// The engine for a classical method, or the network (from `weights` or an embedded model).
 fn build_engine(
     method: Option<crate::ops::Method>,
     weights: Option<&PathBuf>,
+    model: ModelArg,
     device: &candle_core::Device,
     dtype: DType,
     tiling: Tiling,
@@ -148,23 +149,26 @@ fn build_engine(
     if let Some(method) = method {
         return Ok(Box::new(ClassicalEngine { method }));
     }
-    let model = load_model(weights, device, dtype)?;
+    let model = load_model(weights, model, device, dtype)?;
     Ok(Box::new(NetEngine { smoother: Smoother::new(model.net, device.clone(), dtype, tiling, context) }))
 }
 
-fn load_model(weights: Option<&PathBuf>, device: &candle_core::Device, dtype: DType) -> anyhow::Result<LoadedModel> {
-    match weights {
-        Some(path) => {
-            let bytes = std::fs::read(path).with_context(|| format!("reading weights {}", path.display()))?;
-            Ok(load_weights(&bytes, path, device, dtype)?)
-        }
-        None => match crate::model::EMBEDDED_WEIGHTS {
-            Some(bytes) => Ok(load_weights(bytes, std::path::Path::new("<embedded>"), device, dtype)?),
-            None => anyhow::bail!(
-                "this csgis has no embedded model yet (weights/csgis.safetensors was absent when it was built): \
-                 pass --weights PATH"
-            ),
-        },
+/// The weights file, or the embedded model `model` names.
+fn load_model(weights: Option<&PathBuf>, model: ModelArg, device: &candle_core::Device, dtype: DType) -> anyhow::Result<LoadedModel> {
+    if let Some(path) = weights {
+        let bytes = std::fs::read(path).with_context(|| format!("reading weights {}", path.display()))?;
+        return Ok(load_weights(&bytes, path, device, dtype)?);
+    }
+    let (embedded, name, what) = match model {
+        ModelArg::Lite => (crate::model::EMBEDDED_LITE, "<embedded lite>", "weights/lite.safetensors"),
+        ModelArg::Full => (crate::model::EMBEDDED_WEIGHTS, "<embedded full>", "weights/csgis.safetensors"),
+    };
+    match embedded {
+        Some(bytes) => Ok(load_weights(bytes, std::path::Path::new(name), device, dtype)?),
+        None => anyhow::bail!(
+            "this csgis has no embedded --model {} ({what} was absent when it was built): pass --weights PATH",
+            if model == ModelArg::Lite { "lite" } else { "full" }
+        ),
     }
 }
 
@@ -196,9 +200,9 @@ fn run_smooth(args: &SmoothArgs, quiet: bool) -> anyhow::Result<Status> {
         Some(TileArg::Size(n)) => Tiling::Fixed(n),
         Some(TileArg::Auto) => Tiling::Auto { budget: auto_budget() },
     };
-    let engine = build_engine(method, args.weights.as_ref(), &device, dtype, tiling, args.tile_overlap)?;
-    if method.is_none() && args.weights.is_none() && !quiet {
-        eprintln!("csgis: note: {PRELIMINARY_MODEL_NOTE}");
+    let engine = build_engine(method, args.weights.as_ref(), args.model, &device, dtype, tiling, args.tile_overlap)?;
+    if method.is_none() && args.weights.is_none() && args.model == ModelArg::Full && !quiet {
+        eprintln!("csgis: note: {PRELIMINARY_FULL_NOTE}");
     }
     let opts = BatchOptions {
         existing: if args.overwrite {

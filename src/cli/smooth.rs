@@ -9,6 +9,16 @@ use crate::infer::{DeviceChoice, Precision};
 use crate::io::{expand_inputs, parse_file_list, plan_jobs, Job, Naming, OutFormat, Source};
 
 /// Output formats on the command line.
+/// Which embedded model runs when no `--weights` is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModelArg {
+    /// csgis-lite, the default.
+    Lite,
+    /// CSGIS-Net, the paper's backbone.
+    Full,
+}
+
+/// Output image formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FormatArg {
     /// PNG (8 or 16 bit).
@@ -115,9 +125,14 @@ pub struct SmoothArgs {
     #[arg(long)]
     pub skip_existing: bool,
 
-    /// Weights file (safetensors, authors' key names) [default: the model embedded in csgis].
+    /// Weights file (safetensors: csgis-lite, or CSGIS-Net with the authors' key names; the
+    /// family is read from the file) [default: the embedded model --model names].
     #[arg(long, value_name = "PATH")]
     pub weights: Option<PathBuf>,
+
+    /// Embedded model: lite (csgis-lite, built for CPUs) or full (CSGIS-Net).
+    #[arg(long, value_enum, default_value_t = ModelArg::Lite, conflicts_with = "weights")]
+    pub model: ModelArg,
 
     /// Compute device: auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto", value_parser = |s: &str| s.parse::<DeviceChoice>())]

@@ -8,15 +8,24 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use super::progress::Progress;
 use crate::infer::{open_device, DeviceChoice};
-use crate::model::NetConfig;
+use crate::model::{Arch, LiteConfig, NetConfig};
 use crate::train::config::{TermSwitches, TrainConfig};
 use crate::train::recalibrate::{recalibrate_bn, RecalibrateConfig};
 use crate::train::seg_trainer::{train_seg, SegTrainConfig};
 use crate::train::trainer::train;
 
-/// Network size presets.
+/// Network families `--arch` chooses from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ConfigArg {
+pub enum ArchArg {
+    /// csgis-lite, the multi-scale network built for CPUs.
+    Lite,
+    /// CSGIS-Net, the paper's backbone.
+    Csgis,
+}
+
+/// CSGIS-Net size presets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PresetArg {
     /// N = 12, C = 64: the CSGIS training script.
     Full,
     /// N = 1, C = 8: for tests.
@@ -30,15 +39,26 @@ pub struct TrainArgs {
     /// Train DeepLabv3+ instead (the semantic module).
     #[command(subcommand)]
     pub sub: Option<TrainSub>,
-    /// Dataset directory holding manifest.jsonl (`csgis dataset build|synth`).
+    /// Dataset directory holding manifest.jsonl (`csgis dataset build|synth`); repeat it to
+    /// train on several.
     #[arg(long, value_name = "DIR", required = true)]
-    pub data: Option<PathBuf>,
+    pub data: Vec<PathBuf>,
+    /// Blend textures from DIR at sample time (each sample draws its own texture, scale,
+    /// rotation and strength onto its GT) instead of reading the precomputed pairs.
+    #[arg(long, value_name = "DIR")]
+    pub textures: Option<PathBuf>,
     /// Output directory: last/best.safetensors, optimizer.safetensors, state.json, log.jsonl.
     #[arg(long, value_name = "DIR", required = true)]
     pub out: Option<PathBuf>,
-    /// Network size preset.
+    /// Network family.
+    #[arg(long, value_enum, default_value = "csgis")]
+    pub arch: ArchArg,
+    /// csgis-lite widths at full, 1/2, 1/4 and 1/8 resolution.
+    #[arg(long, value_name = "A,B,C,D", value_delimiter = ',', default_values_t = LiteConfig::default().widths)]
+    pub lite_widths: Vec<usize>,
+    /// CSGIS-Net size preset.
     #[arg(long, value_enum, default_value = "full")]
-    pub config: ConfigArg,
+    pub preset: PresetArg,
     /// Override N, the feature extractor's rHDC blocks.
     #[arg(long)]
     pub blocks: Option<usize>,
@@ -180,8 +200,9 @@ pub struct SegArgs {
     pub device: DeviceChoice,
 }
 
-fn train_pairs(data: &std::path::Path) -> anyhow::Result<usize> {
-    Ok(crate::train::loader::split_entries(data, crate::data::Split::Train)?.len())
+fn train_pairs(data: &[PathBuf], per_gt: bool) -> anyhow::Result<usize> {
+    let entries = crate::train::loader::split_entries_of(data, crate::data::Split::Train)?;
+    Ok(if per_gt { crate::train::loader::unique_gts(&entries).len() } else { entries.len() })
 }
 
 /// Resolves the arguments into a [`TrainConfig`].
@@ -189,24 +210,37 @@ fn train_pairs(data: &std::path::Path) -> anyhow::Result<usize> {
 /// # Errors
 /// Missing --data/--out, a crop that the SSIM pyramid cannot halve three times.
 pub fn resolve(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
-    let (Some(data), Some(out)) = (&args.data, &args.out) else { bail!("--data and --out are required") };
+    let (data, Some(out)) = (&args.data, &args.out) else { bail!("--data and --out are required") };
+    if data.is_empty() {
+        bail!("--data and --out are required");
+    }
     if args.crop % 8 != 0 || args.crop < 16 {
         bail!("--crop {} must be a multiple of 8 and at least 16 (4-level SSIM pyramid)", args.crop);
     }
-    let preset = match args.config {
-        ConfigArg::Full => NetConfig::CSGIS,
-        ConfigArg::Tiny => NetConfig::TINY,
+    let arch = match args.arch {
+        ArchArg::Csgis => {
+            let preset = match args.preset {
+                PresetArg::Full => NetConfig::CSGIS,
+                PresetArg::Tiny => NetConfig::TINY,
+            };
+            Arch::Csgis(NetConfig { blocks: args.blocks.unwrap_or(preset.blocks), channels: args.channels.unwrap_or(preset.channels) })
+        }
+        ArchArg::Lite => match args.lite_widths.as_slice() {
+            &[a, b, c, d] if args.lite_widths.iter().all(|&w| (1..=1024).contains(&w)) => Arch::Lite(LiteConfig { widths: [a, b, c, d] }),
+            other => bail!("--lite-widths {other:?}: four widths in 1..=1024 expected"),
+        },
     };
-    let net = NetConfig { blocks: args.blocks.unwrap_or(preset.blocks), channels: args.channels.unwrap_or(preset.channels) };
     let steps = match (args.steps, args.epochs) {
         (Some(s), _) => s,
-        (None, Some(e)) => (e * train_pairs(data)?).div_ceil(args.batch.max(1)),
+        (None, Some(e)) => (e * train_pairs(data, args.textures.is_some())?).div_ceil(args.batch.max(1)),
         (None, None) => bail!("give --steps N or --epochs N"),
     };
     Ok(TrainConfig {
         data: data.clone(),
         out: out.clone(),
-        net,
+        arch,
+        textures: args.textures.clone(),
+        texture_draw: crate::data::TextureDrawConfig::default(),
         batch: args.batch,
         crop: args.crop,
         steps,

@@ -28,8 +28,10 @@ pub mod rng;
 pub mod sample;
 pub mod screen;
 pub mod synth;
+pub mod texture_draw;
 
 pub use blend::blend_texture;
 pub use edges::{edge_labels, EdgeChannel};
 pub use manifest::{load_manifest, Entry, Split};
-pub use sample::{sample, Sample, SampleConfig};
+pub use sample::{sample, sample_with, Sample, SampleConfig};
+pub use texture_draw::{TextureDrawConfig, TexturePool};

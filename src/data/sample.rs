@@ -24,6 +24,7 @@
 use crate::data::imageio::{load_gray8, load_label, load_rgb, IGNORE};
 use crate::data::manifest::Entry;
 use crate::data::rng::{combine, Rng};
+use crate::data::texture_draw::{add_layer, TextureDrawConfig, TexturePool};
 use crate::ops::Planes;
 use crate::{Error, Result};
 
@@ -125,14 +126,28 @@ pub fn load_fields(entry: &Entry) -> Result<Fields> {
 /// # Errors
 /// As [`load_fields`], or [`Error::Dataset`] when the image is smaller than the crop.
 pub fn sample(entry: &Entry, cfg: &SampleConfig, seed: u64) -> Result<Sample> {
-    let fields = load_fields(entry)?;
+    sample_with(entry, cfg, None, seed)
+}
+
+/// [`sample`] with the input blended at sample time from `textures` ([`augment_with`]); the
+/// entry's precomputed input is then not read.
+///
+/// # Errors
+/// As [`sample`].
+pub fn sample_with(entry: &Entry, cfg: &SampleConfig, textures: Option<(&TexturePool, &TextureDrawConfig)>, seed: u64) -> Result<Sample> {
+    let fields = if textures.is_some() {
+        let gt_only = Entry { input: entry.gt.clone(), ..entry.clone() };
+        load_fields(&gt_only)?
+    } else {
+        load_fields(entry)?
+    };
     if fields.gt.h < cfg.crop || fields.gt.w < cfg.crop {
         return Err(Error::Dataset {
             path: entry.gt.clone(),
             reason: format!("{}x{} is smaller than the {} crop", fields.gt.w, fields.gt.h, cfg.crop),
         });
     }
-    Ok(augment(&fields, cfg, seed))
+    Ok(augment_with(&fields, cfg, textures, seed))
 }
 
 /// Where each output pixel reads from, in crop coordinates; `None` outside the crop.
@@ -192,6 +207,17 @@ fn lerp(a: f32, b: f32, t: f32) -> f32 {
 /// 1. When the fields are smaller than `cfg.crop` (checked by [`sample`]).
 #[must_use]
 pub fn augment(f: &Fields, cfg: &SampleConfig, seed: u64) -> Sample {
+    augment_with(f, cfg, None, seed)
+}
+
+/// [`augment`], with the input made at sample time when `textures` is given: the warped GT
+/// plus a freshly drawn texture layer ([`TexturePool::draw_layer`]) inside the rotated window,
+/// before the colour jitter (which then applies to the blend). `f.input` is not read then.
+///
+/// # Panics
+/// 1. When the fields are smaller than `cfg.crop` (checked by [`sample`]).
+#[must_use]
+pub fn augment_with(f: &Fields, cfg: &SampleConfig, textures: Option<(&TexturePool, &TextureDrawConfig)>, seed: u64) -> Sample {
     let mut rng = Rng::new(seed);
     let (h, w, s) = (f.gt.h, f.gt.w, cfg.crop);
     assert!(h >= s && w >= s, "augment: image smaller than the crop");
@@ -208,8 +234,14 @@ pub fn augment(f: &Fields, cfg: &SampleConfig, seed: u64) -> Sample {
             .collect();
         Planes::from_vec(p.c, s, s, data)
     };
-    let mut input = warp_planes(&f.input);
     let mut gt = warp_planes(&f.gt);
+    let mut input = match textures {
+        None => warp_planes(&f.input),
+        Some((pool, tcfg)) => match pool.draw_layer(&mut rng, s, s, tcfg) {
+            Some(layer) => add_layer(&gt, &layer, |i| warp.src[i].is_some()),
+            None => gt.clone(),
+        },
+    };
     let mut negative = warp_planes(&f.negative);
     let edge = warp.apply(s, |y, x| if f.edge[at(y, x)] > 127 { 1.0 } else { 0.0 }, 0.0, None);
     let label = f.label.as_ref().map(|l| warp.apply(s, |y, x| l[at(y, x)], IGNORE, None));
@@ -345,6 +377,26 @@ mod tests {
         assert!(augment(&f, &cfg, seed).input != augment(&f, &cfg, seed + 1).input, "seed ignored");
         let plain = augment(&f, &SampleConfig { augment: false, ..cfg }, seed);
         assert!(plain.label.unwrap().iter().all(|&v| v != IGNORE));
+    }
+
+    #[test]
+    fn sample_time_textures_add_a_fresh_layer_to_the_gt() {
+        let f = blocks(140, 150);
+        let tex = Planes::from_fn(1, 13, 11, |_, y, x| ((y * 5 + x * 3) % 7) as f32 / 7.0);
+        let pool = TexturePool { textures: vec![tex] };
+        let tcfg = TextureDrawConfig::default();
+        let cfg = SampleConfig { hue: 0.0, brightness: (1.0, 1.0), contrast: (1.0, 1.0), ..SampleConfig::default() };
+        let a = augment_with(&f, &cfg, Some((&pool, &tcfg)), 3);
+        let b = augment_with(&f, &cfg, Some((&pool, &tcfg)), 4);
+        assert!(a.input != a.gt, "no texture was added");
+        assert!(a.input != b.input, "two draws gave the same input");
+        assert!(a == augment_with(&f, &cfg, Some((&pool, &tcfg)), 3), "not deterministic");
+        // Outside the rotated window the input is as black as the GT.
+        for (i, &e) in a.label.as_ref().unwrap().iter().enumerate() {
+            if e == IGNORE && a.gt.data[i] == 0.0 {
+                assert_eq!(a.input.data[i], 0.0);
+            }
+        }
     }
 
     #[test]

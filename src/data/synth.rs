@@ -53,6 +53,10 @@ pub struct SynthConfig {
     pub object_attempts: usize,
     /// Seed of every draw.
     pub seed: u64,
+    /// Share of GTs drawn on a flat-colour background (cartoon-like: clip art on a plain
+    /// ground, like the NKS cartoons) instead of a smoothed photo (0).
+    #[serde(default)]
+    pub flat_share: f32,
     /// Screening, edges, negatives, splits.
     pub build: BuildConfig,
 }
@@ -68,6 +72,7 @@ impl Default for SynthConfig {
             attempts: 3,
             object_attempts: 5,
             seed: 0,
+            flat_share: 0.0,
             build: BuildConfig::default(),
         }
     }
@@ -196,6 +201,18 @@ fn draw_object(art: &ClipArt, rng: &mut Rng, (h, w): (usize, usize), cfg: &Synth
     Ok(Some((Placed { rgb, alpha, class: (class + 1) as u8, y, x }, file.display().to_string())))
 }
 
+/// A plain background: one random colour (white in a quarter of the draws, as most clip art
+/// is printed on), with a faint linear gradient in half of them.
+fn flat_background(rng: &mut Rng, (h, w): (usize, usize)) -> Planes {
+    let white = rng.chance(0.25);
+    let colour: [f32; 3] = std::array::from_fn(|_| if white { 1.0 } else { rng.uniform(0.05, 1.0) });
+    let (gy, gx) = if rng.chance(0.5) { (rng.uniform(-0.15, 0.15), rng.uniform(-0.15, 0.15)) } else { (0.0, 0.0) };
+    Planes::from_fn(3, h, w, |c, y, x| {
+        let t = gy * (y as f32 / h as f32 - 0.5) + gx * (x as f32 / w as f32 - 0.5);
+        (colour[c] + t).clamp(0.0, 1.0)
+    })
+}
+
 /// A random crop of a photo with the aspect of `size`, resized to `size`.
 fn background_crop(photo: &Planes, rng: &mut Rng, (h, w): (usize, usize)) -> Planes {
     let aspect = w as f32 / h as f32;
@@ -229,16 +246,23 @@ pub struct Drawn {
 pub fn draw_gt(index: usize, photos: &[PathBuf], art: &ClipArt, candidates: &[Candidate], cfg: &SynthConfig) -> Result<std::result::Result<Drawn, String>> {
     let mut rng = Rng::new(combine(&[cfg.seed, index as u64]));
     let mut reasons = Vec::new();
+    // Decided by its own generator, so that the photo draws of other GTs do not move.
+    let flat = Rng::new(combine(&[cfg.seed, index as u64, 0xf1a7])).chance(cfg.flat_share);
     for _ in 0..cfg.attempts.max(1) {
-        let photo_path = &photos[rng.below(photos.len())];
-        let photo = fit_max_side(&load_rgb(photo_path)?, 2 * cfg.size.0.max(cfg.size.1));
-        let bg = background_crop(&photo, &mut rng, cfg.size);
-        let (choice, scores) = choose_gt(&bg, candidates, &cfg.build.screen);
-        let (chosen, smooth_bg) = match choice {
-            Ok(c) => c,
-            Err(reason) => {
-                reasons.push(format!("background {}: {reason}", photo_path.display()));
-                continue;
+        let (bg_name, chosen, smooth_bg, scores) = if flat {
+            let bg = flat_background(&mut rng, cfg.size);
+            ("flat colour".to_string(), "flat".to_string(), bg, Vec::new())
+        } else {
+            let photo_path = &photos[rng.below(photos.len())];
+            let photo = fit_max_side(&load_rgb(photo_path)?, 2 * cfg.size.0.max(cfg.size.1));
+            let bg = background_crop(&photo, &mut rng, cfg.size);
+            let (choice, scores) = choose_gt(&bg, candidates, &cfg.build.screen);
+            match choice {
+                Ok((chosen, smooth_bg)) => (photo_path.display().to_string(), chosen, smooth_bg, scores),
+                Err(reason) => {
+                    reasons.push(format!("background {}: {reason}", photo_path.display()));
+                    continue;
+                }
             }
         };
         // Clip art with hatching or dot patterns fails the smoothness test; redraw only the
@@ -259,7 +283,7 @@ pub fn draw_gt(index: usize, photos: &[PathBuf], art: &ClipArt, candidates: &[Ca
                 reasons.push(format!("composite not smooth ({:.3}, residue {:.2}): {}", s.smoothness, s.residue, files.join(", ")));
                 continue;
             }
-            let source = format!("{} + {}", photo_path.display(), files.join(" + "));
+            let source = format!("{bg_name} + {}", files.join(" + "));
             return Ok(Ok(Drawn { gt, label, source, chosen, candidates: scores }));
         }
     }

@@ -7,7 +7,7 @@ use candle_core::{DType, Device};
 
 use crate::error::Result;
 use crate::io::tensor::{planes_to_tensor, tensor_to_planes};
-use crate::model::{CsgisNet, NetConfig};
+use crate::model::{Arch, Network};
 use crate::ops::Planes;
 pub use device::{effective_dtype, open_device, DeviceChoice, Precision};
 pub use tile::{feather_weight, tile_grid, Tile};
@@ -39,7 +39,7 @@ pub enum Tiling {
 /// A network on a device, ready to smooth images.
 #[derive(Debug)]
 pub struct Smoother {
-    net: CsgisNet,
+    net: Network,
     device: Device,
     dtype: DType,
     tiling: Tiling,
@@ -58,19 +58,21 @@ pub struct Smoothed {
 }
 
 impl Smoother {
-    /// Wraps a folded network. `context` is the tile context margin; `None` uses the exact
-    /// margin, [`NetConfig::receptive_radius`] + [`FEATHER`].
+    /// Wraps an inference network ([`Network::for_inference`]). `context` is the tile context
+    /// margin; `None` uses the receptive radius + [`FEATHER`] ([`Smoother::exact_context`]).
     #[must_use]
-    pub fn new(net: CsgisNet, device: Device, dtype: DType, tiling: Tiling, context: Option<usize>) -> Self {
+    pub fn new(net: Network, device: Device, dtype: DType, tiling: Tiling, context: Option<usize>) -> Self {
         let context_fixed = context.is_some();
-        let context = context.unwrap_or_else(|| Self::exact_context(net.config()));
+        let context = context.unwrap_or_else(|| Self::exact_context(&net.arch()));
         Self { net, device, dtype, tiling, context, context_fixed }
     }
 
-    /// The context margin that makes tiling exact for `config`.
+    /// The context margin that covers the receptive field of `arch`: exact tiling for
+    /// CSGIS-Net; for csgis-lite, whose pooling grid moves with the tile, seams agree to
+    /// float rounding of the far context only.
     #[must_use]
-    pub fn exact_context(config: &NetConfig) -> usize {
-        config.receptive_radius() + FEATHER
+    pub fn exact_context(arch: &Arch) -> usize {
+        arch.receptive_radius() + FEATHER
     }
 
     /// The device this smoother runs on.
@@ -90,7 +92,7 @@ impl Smoother {
             Tiling::Off => None,
             Tiling::Fixed(t) => (t < w.max(h)).then_some((t, self.context)),
             Tiling::Auto { budget } => {
-                let per_pixel = BYTES_PER_PIXEL_PER_CHANNEL * self.net.config().channels;
+                let per_pixel = BYTES_PER_PIXEL_PER_CHANNEL * self.net.arch().memory_channels();
                 let max_pixels = (budget / per_pixel).max(1);
                 if w * h <= max_pixels {
                     return None;

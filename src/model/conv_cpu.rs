@@ -295,7 +295,7 @@ impl CustomOp2 for Conv3x3KernelGrad {
 mod tests {
     use super::*;
     use crate::train::gradcheck::{assert_grad_ok, rand_f64 as random};
-    use candle_core::{Device, Var};
+    use candle_core::Var;
 
     #[test]
     fn forward_matches_candle_for_every_dilation_and_odd_sizes() -> Result<()> {

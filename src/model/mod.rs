@@ -1,4 +1,5 @@
-//! The CSGIS-Net smoothing network (the JESS `HDC_edge_refine` backbone) in candle.
+//! The smoothing networks in candle: CSGIS-Net (the JESS `HDC_edge_refine` backbone) and
+//! csgis-lite ([`LiteNet`], built for CPUs), both behind [`Network`].
 //!
 //! [`CsgisNet`] is the network as the paper defines it and nothing else: no files, tiling or
 //! device choice. [`weights`] reads safetensors with the authors' key names strictly and infers
@@ -9,13 +10,17 @@ mod csgis;
 mod embedded;
 mod gemm;
 mod layers;
+mod lite;
+mod network;
 mod rhdc;
 pub mod weights;
 
 pub use csgis::CsgisNet;
-pub use embedded::EMBEDDED_WEIGHTS;
+pub use embedded::{EMBEDDED_LITE, EMBEDDED_WEIGHTS};
 pub use conv_cpu::{conv3x3_same, Conv3x3 as Conv3x3Op, Conv3x3KernelGrad};
 pub use layers::{conv3x3, Activation, Conv3x3, ConvBn};
+pub use lite::{LiteConfig, LiteNet};
+pub use network::{Arch, Network, CSGIS_ARCH_NAME, LITE_ARCH_NAME};
 pub use rhdc::Rhdc;
 pub use weights::{load_weights, load_weights_file, LoadedModel};
 

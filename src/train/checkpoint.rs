@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::files::{varmap_tensors, write_atomic, write_safetensors};
 use super::optim::Adam;
-use crate::model::NetConfig;
+use crate::model::Arch;
 use crate::{Error, Result};
 
 /// Where a run stands.
@@ -27,12 +27,10 @@ pub struct RunState {
 ///
 /// # Errors
 /// I/O or serialisation errors.
-pub fn save_weights(varmap: &VarMap, net: &NetConfig, path: &Path, step: usize) -> Result<()> {
+pub fn save_weights(varmap: &VarMap, arch: &Arch, path: &Path, step: usize) -> Result<()> {
     let tensors = varmap_tensors(varmap)?;
-    let metadata = HashMap::from([
-        ("arch".to_string(), "HDC_edge_refine".to_string()),
-        ("num_block".to_string(), net.blocks.to_string()),
-        ("channels".to_string(), net.channels.to_string()),
+    let mut metadata: HashMap<String, String> = arch.metadata().into_iter().collect();
+    metadata.extend([
         ("channel_order".to_string(), "RGB".to_string()),
         ("step".to_string(), step.to_string()),
         ("producer".to_string(), format!("csgis {}", env!("CARGO_PKG_VERSION"))),
@@ -44,8 +42,8 @@ pub fn save_weights(varmap: &VarMap, net: &NetConfig, path: &Path, step: usize) 
 ///
 /// # Errors
 /// I/O or serialisation errors.
-pub fn save_checkpoint(out: &Path, varmap: &VarMap, net: &NetConfig, adam: &Adam, state: &RunState) -> Result<()> {
-    save_weights(varmap, net, &out.join("last.safetensors"), state.step)?;
+pub fn save_checkpoint(out: &Path, varmap: &VarMap, arch: &Arch, adam: &Adam, state: &RunState) -> Result<()> {
+    save_weights(varmap, arch, &out.join("last.safetensors"), state.step)?;
     adam.save(&out.join("optimizer.safetensors"))?;
     let json = serde_json::to_vec_pretty(state).map_err(|e| Error::Dataset { path: out.into(), reason: e.to_string() })?;
     write_atomic(&out.join("state.json"), &json)

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::NetConfig;
+use crate::data::TextureDrawConfig;
+use crate::model::Arch;
 
 /// Which terms of eq. 11 are on, and their weights.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -48,12 +49,19 @@ impl Default for TermSwitches {
 /// Everything that determines a training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
-    /// Dataset directory holding `manifest.jsonl`.
-    pub data: PathBuf,
+    /// Dataset directories, each holding `manifest.jsonl`; their splits are concatenated.
+    pub data: Vec<PathBuf>,
     /// Output directory (checkpoints, logs, config).
     pub out: PathBuf,
-    /// The smoothing network's size.
-    pub net: NetConfig,
+    /// The smoothing network: family and size.
+    pub arch: Arch,
+    /// Texture folder for sample-time blending (each sample draws its own texture layer on
+    /// its GT); `None` trains on the datasets' precomputed pairs.
+    #[serde(default)]
+    pub textures: Option<PathBuf>,
+    /// Ranges of the sample-time texture draw.
+    #[serde(default)]
+    pub texture_draw: TextureDrawConfig,
     /// Samples per step (8).
     pub batch: usize,
     /// Crop side in pixels (128).

@@ -2,14 +2,15 @@
 //! same data as an uninterrupted run; decoded and augmented in parallel with rayon, one batch
 //! ahead of the step on a background thread.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 
 use crate::data::rng::{combine, Rng};
-use crate::data::{load_manifest, sample::sample_seed, Entry, Sample, SampleConfig, Split};
+use crate::data::{load_manifest, sample::sample_seed, sample_with, Entry, Sample, SampleConfig, Split, TextureDrawConfig, TexturePool};
 use crate::ops::Planes;
 use crate::{Error, Result};
 
@@ -40,6 +41,35 @@ pub fn split_entries(data: &Path, split: Split) -> Result<Vec<Entry>> {
         return Err(Error::Dataset { path: manifest, reason: format!("no {split:?} entries") });
     }
     Ok(entries)
+}
+
+/// The entries of one split over several datasets, in the order given.
+///
+/// # Errors
+/// As [`split_entries`] for any dataset; an empty list of datasets is a [`Error::Dataset`].
+pub fn split_entries_of(data: &[PathBuf], split: Split) -> Result<Vec<Entry>> {
+    if data.is_empty() {
+        return Err(Error::Dataset { path: PathBuf::new(), reason: "no dataset given".into() });
+    }
+    let mut all = Vec::new();
+    for d in data {
+        all.extend(split_entries(d, split)?);
+    }
+    Ok(all)
+}
+
+/// One entry per distinct GT (the first of its pairs), for sample-time texture blending.
+#[must_use]
+pub fn unique_gts(entries: &[Entry]) -> Vec<Entry> {
+    let mut seen = std::collections::HashSet::new();
+    entries.iter().filter(|e| seen.insert(e.gt.clone())).cloned().collect()
+}
+
+/// Textures blended at sample time, shared by the loader threads.
+pub type Textures = Option<Arc<(TexturePool, TextureDrawConfig)>>;
+
+fn textures_ref(t: &Textures) -> Option<(&TexturePool, &TextureDrawConfig)> {
+    t.as_deref().map(|(p, c)| (p, c))
 }
 
 /// A deterministic permutation of `0..n` for `epoch`.
@@ -91,7 +121,7 @@ pub fn to_batch(samples: &[Sample], device: &Device, dtype: DType) -> Result<Bat
 ///
 /// # Errors
 /// Decoding or dataset errors of any sample.
-pub fn samples_at(entries: &[Entry], cfg: &SampleConfig, batch: usize, seed: u64, step: usize) -> Result<Vec<Sample>> {
+pub fn samples_at(entries: &[Entry], cfg: &SampleConfig, textures: &Textures, batch: usize, seed: u64, step: usize) -> Result<Vec<Sample>> {
     let n = entries.len();
     (0..batch)
         .into_par_iter()
@@ -99,7 +129,7 @@ pub fn samples_at(entries: &[Entry], cfg: &SampleConfig, batch: usize, seed: u64
             let global = (step * batch + i) as u64;
             let epoch = global / n as u64;
             let idx = permutation(n, seed, epoch)[(global % n as u64) as usize];
-            crate::data::sample(&entries[idx], cfg, sample_seed(seed, epoch, global))
+            sample_with(&entries[idx], cfg, textures_ref(textures), sample_seed(seed, epoch, global))
         })
         .collect()
 }
@@ -108,11 +138,11 @@ pub fn samples_at(entries: &[Entry], cfg: &SampleConfig, batch: usize, seed: u64
 ///
 /// # Errors
 /// Decoding or dataset errors.
-pub fn validation_samples(entries: &[Entry], crop: usize, count: usize, seed: u64) -> Result<Vec<Sample>> {
+pub fn validation_samples(entries: &[Entry], crop: usize, textures: &Textures, count: usize, seed: u64) -> Result<Vec<Sample>> {
     let cfg = SampleConfig { crop, augment: false, ..SampleConfig::default() };
     (0..count.min(entries.len()).max(1))
         .into_par_iter()
-        .map(|i| crate::data::sample(&entries[i % entries.len()], &cfg, combine(&[seed, 0xa1, i as u64])))
+        .map(|i| sample_with(&entries[i % entries.len()], &cfg, textures_ref(textures), combine(&[seed, 0xa1, i as u64])))
         .collect()
 }
 
@@ -122,6 +152,7 @@ pub fn validation_samples(entries: &[Entry], crop: usize, count: usize, seed: u6
 pub fn prefetch(
     entries: Vec<Entry>,
     cfg: SampleConfig,
+    textures: Textures,
     batch: usize,
     seed: u64,
     start: usize,
@@ -130,7 +161,7 @@ pub fn prefetch(
     let (tx, rx) = sync_channel(1);
     std::thread::spawn(move || {
         for step in start..end {
-            if tx.send((step, samples_at(&entries, &cfg, batch, seed, step))).is_err() {
+            if tx.send((step, samples_at(&entries, &cfg, &textures, batch, seed, step))).is_err() {
                 break;
             }
         }

@@ -45,7 +45,12 @@ pub struct RecalibrateConfig {
 pub fn recalibrate_bn(weights: &Path, out: &Path, cfg: &RecalibrateConfig, device: &Device) -> Result<NetConfig> {
     // Validates the file (keys, shapes, finite values) and gives N, C and the training step.
     let loaded = crate::model::load_weights_file(weights, &Device::Cpu, DType::F32)?;
-    let net_cfg = loaded.config;
+    let crate::model::Arch::Csgis(net_cfg) = loaded.arch else {
+        return Err(crate::Error::Weights {
+            path: weights.to_path_buf(),
+            reason: format!("{} has no BatchNorm to recalibrate", loaded.arch.describe()),
+        });
+    };
     let step = loaded.metadata.get("step").and_then(|s| s.parse().ok()).unwrap_or(0);
     let mut varmap = VarMap::new();
     let net = CsgisNet::new(&net_cfg, VarBuilder::from_varmap(&varmap, DType::F32, device))?;
@@ -53,12 +58,12 @@ pub fn recalibrate_bn(weights: &Path, out: &Path, cfg: &RecalibrateConfig, devic
     let entries = split_entries(&cfg.data, Split::Train)?;
     let sample_cfg = SampleConfig { crop: cfg.crop, ..SampleConfig::default() };
     for i in 0..cfg.batches {
-        let samples = samples_at(&entries, &sample_cfg, cfg.batch, cfg.seed, i)?;
+        let samples = samples_at(&entries, &sample_cfg, &None, cfg.batch, cfg.seed, i)?;
         let batch = to_batch(&samples, device, DType::F32)?;
         // Train mode updates the running statistics; no optimizer step follows.
         net.forward_t(&batch.input.detach(), true)?;
     }
-    save_weights(&varmap, &net_cfg, out, step)?;
+    save_weights(&varmap, &crate::model::Arch::Csgis(net_cfg), out, step)?;
     Ok(net_cfg)
 }
 

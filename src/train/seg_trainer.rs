@@ -83,7 +83,7 @@ pub fn train_seg(cfg: &SegTrainConfig, device: &Device, progress: &dyn Fn(usize,
     let mut log = OpenOptions::new().create(true).append(true).open(&log_path).map_err(|e| Error::io(&log_path, e))?;
     // Train on the clean GT: swap it in as the input of every sample.
     let sample_cfg = SampleConfig { crop: cfg.crop, ..SampleConfig::default() };
-    for (step, samples) in prefetch(train, sample_cfg, cfg.batch, cfg.seed, 0, cfg.steps) {
+    for (step, samples) in prefetch(train, sample_cfg, None, cfg.batch, cfg.seed, 0, cfg.steps) {
         let batch = to_batch(&samples?, device, DType::F32)?;
         let labels = batch.label.ok_or_else(|| candle_core::Error::Msg("batch without labels".into()))?;
         let logits = net.forward_t(&imagenet_normalize(&batch.gt)?, true)?;
@@ -93,7 +93,7 @@ pub fn train_seg(cfg: &SegTrainConfig, device: &Device, progress: &dyn Fn(usize,
         writeln!(log, "{}", json!({ "step": step + 1, "seg": value })).map_err(|e| Error::io(&log_path, e))?;
         progress(step + 1, &format!("seg {value:.4}"));
     }
-    let val_samples = validation_samples(&val, cfg.crop, 16, cfg.seed)?;
+    let val_samples = validation_samples(&val, cfg.crop, &None, 16, cfg.seed)?;
     let (mut preds, mut truths) = (Vec::new(), Vec::new());
     for chunk in val_samples.chunks(4) {
         let batch = to_batch(chunk, device, DType::F32)?;

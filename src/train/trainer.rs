@@ -20,7 +20,7 @@ use super::checkpoint::{load_checkpoint, save_checkpoint, save_weights, RunState
 use super::config::TrainConfig;
 use super::deeplab::{imagenet_normalize, DeepLabConfig, DeepLabV3Plus};
 use super::init::seeded_pytorch_init;
-use super::loader::{prefetch, split_entries, to_batch, validation_samples, Batch};
+use super::loader::{prefetch, split_entries_of, to_batch, unique_gts, validation_samples, Batch, Textures};
 use super::losses::{
     contrastive_loss, dtv_loss, edge_loss, recon_loss_pair, seg_loss, ContrastConfig, LossTerms, LossWeights,
     ReconConfig,
@@ -30,7 +30,7 @@ use super::vgg::{Vgg16Features, VggDepth};
 use crate::data::{SampleConfig, Split};
 use crate::io::tensor::tensor_to_planes;
 use crate::metrics::{psnr, ssim};
-use crate::model::CsgisNet;
+use crate::model::{Arch, Network};
 use crate::{Error, Result};
 
 /// How a run ended.
@@ -83,7 +83,7 @@ fn load_frozen(cfg: &TrainConfig, device: &Device) -> Result<Frozen> {
 }
 
 /// The loss terms of one batch, eq. 11.
-fn loss_terms(net: &CsgisNet, frozen: &Frozen, batch: &Batch, cfg: &TrainConfig) -> candle_core::Result<LossTerms> {
+fn loss_terms(net: &Network, frozen: &Frozen, batch: &Batch, cfg: &TrainConfig) -> candle_core::Result<LossTerms> {
     let out = net.forward_t(&batch.input, true)?;
     let mut terms = LossTerms {
         edge: Some(edge_loss(&out.edge_logits, &batch.edge)?),
@@ -117,7 +117,7 @@ fn weights_of(cfg: &TrainConfig) -> LossWeights {
     }
 }
 
-fn validate(net: &CsgisNet, samples: &[crate::data::Sample], device: &Device) -> Result<(f64, f64)> {
+fn validate(net: &Network, samples: &[crate::data::Sample], device: &Device) -> Result<(f64, f64)> {
     let mut total = (0.0, 0.0);
     for chunk in samples.chunks(4) {
         let batch = to_batch(chunk, device, DType::F32)?;
@@ -136,6 +136,43 @@ fn log_line(log: &mut File, value: &serde_json::Value) -> Result<()> {
     writeln!(log, "{value}").map_err(|e| Error::io("log.jsonl", e))
 }
 
+/// The training and validation entries of `cfg`'s datasets: one per GT when textures are
+/// blended at sample time, else every precomputed pair.
+fn entries_of(cfg: &TrainConfig) -> Result<(Vec<crate::data::Entry>, Vec<crate::data::Entry>)> {
+    let train = split_entries_of(&cfg.data, Split::Train)?;
+    let val = split_entries_of(&cfg.data, Split::Val).unwrap_or_else(|_| train.clone());
+    Ok(if cfg.textures.is_some() { (unique_gts(&train), unique_gts(&val)) } else { (train, val) })
+}
+
+/// The texture pool of sample-time blending, when `cfg.textures` names one.
+fn textures_of(cfg: &TrainConfig) -> Result<Textures> {
+    let Some(dir) = &cfg.textures else { return Ok(None) };
+    let textures = crate::data::build::load_textures(dir, 512)?.into_iter().map(|t| t.gray).collect();
+    Ok(Some(std::sync::Arc::new((crate::data::TexturePool { textures }, cfg.texture_draw))))
+}
+
+/// A new network of `cfg.arch` over a fresh `VarMap`, initialised from `cfg.seed` (PyTorch's
+/// default initialisation; csgis-lite's output heads at zero, so it starts as the identity).
+///
+/// # Errors
+/// Tensor errors.
+pub fn new_network(arch: &Arch, seed: u64, device: &Device) -> Result<(VarMap, Network)> {
+    let varmap = VarMap::new();
+    let net = Network::new(arch, VarBuilder::from_varmap(&varmap, DType::F32, device))?;
+    seeded_pytorch_init(&varmap, seed)?;
+    {
+        let data = varmap.data().lock().map_err(|_| candle_core::Error::Msg("varmap lock poisoned".into()))?;
+        for layer in arch.zero_init_layers() {
+            for p in ["weight", "bias"] {
+                if let Some(v) = data.get(&format!("{layer}.{p}")) {
+                    v.set(&v.zeros_like()?)?;
+                }
+            }
+        }
+    }
+    Ok((varmap, net))
+}
+
 /// Trains (or resumes) a run as `cfg` describes, on `device`.
 ///
 /// # Errors
@@ -146,13 +183,11 @@ pub fn train(cfg: &TrainConfig, device: &Device, resume: bool, progress: &dyn Fn
     std::fs::create_dir_all(&cfg.out).map_err(|e| Error::io(&cfg.out, e))?;
     let config_json = serde_json::to_vec_pretty(cfg).map_err(|e| Error::Dataset { path: cfg.out.clone(), reason: e.to_string() })?;
     super::files::write_atomic(&cfg.out.join("config.json"), &config_json)?;
-    let train_entries = split_entries(&cfg.data, Split::Train)?;
-    let val_entries = split_entries(&cfg.data, Split::Val).unwrap_or_else(|_| train_entries.clone());
+    let (train_entries, val_entries) = entries_of(cfg)?;
+    let textures = textures_of(cfg)?;
     let frozen = load_frozen(cfg, device)?;
 
-    let mut varmap = VarMap::new();
-    let net = CsgisNet::new(&cfg.net, VarBuilder::from_varmap(&varmap, DType::F32, device))?;
-    seeded_pytorch_init(&varmap, cfg.seed)?;
+    let (mut varmap, net) = new_network(&cfg.arch, cfg.seed, device)?;
     let mut adam = Adam::from_varmap(&varmap, AdamConfig { lr: cfg.lr, ..AdamConfig::default() })?;
     let mut state = RunState { step: 0, best_val_ssim: -1.0 };
     if resume {
@@ -161,14 +196,14 @@ pub fn train(cfg: &TrainConfig, device: &Device, resume: bool, progress: &dyn Fn
     let schedule = LrSchedule::Step { base: cfg.lr, step_size: cfg.lr_halve_epochs.max(1), gamma: 0.5 };
     let weights = weights_of(cfg);
     let sample_cfg = SampleConfig { crop: cfg.crop, ..SampleConfig::default() };
-    let val = validation_samples(&val_entries, cfg.crop, cfg.val_samples, cfg.seed)?;
+    let val = validation_samples(&val_entries, cfg.crop, &textures, cfg.val_samples, cfg.seed)?;
     let mut log = OpenOptions::new()
         .create(true)
         .append(true)
         .open(cfg.out.join("log.jsonl"))
         .map_err(|e| Error::io(cfg.out.join("log.jsonl"), e))?;
 
-    let batches = prefetch(train_entries.clone(), sample_cfg, cfg.batch, cfg.seed, state.step, cfg.steps);
+    let batches = prefetch(train_entries.clone(), sample_cfg, textures.clone(), cfg.batch, cfg.seed, state.step, cfg.steps);
     let mut last_loss = f64::NAN;
     for (step, samples) in batches {
         let batch = to_batch(&samples?, device, DType::F32)?;
@@ -200,9 +235,9 @@ pub fn train(cfg: &TrainConfig, device: &Device, resume: bool, progress: &dyn Fn
             log_line(&mut log, &json!({ "step": state.step, "val_psnr": val_psnr, "val_ssim": val_ssim }))?;
             if val_ssim > state.best_val_ssim {
                 state.best_val_ssim = val_ssim;
-                save_weights(&varmap, &cfg.net, &cfg.out.join("best.safetensors"), state.step)?;
+                save_weights(&varmap, &cfg.arch, &cfg.out.join("best.safetensors"), state.step)?;
             }
-            save_checkpoint(&cfg.out, &varmap, &cfg.net, &adam, &state)?;
+            save_checkpoint(&cfg.out, &varmap, &cfg.arch, &adam, &state)?;
         }
     }
     Ok(RunSummary {
@@ -219,14 +254,14 @@ pub fn train(cfg: &TrainConfig, device: &Device, resume: bool, progress: &dyn Fn
 /// # Errors
 /// As [`train`].
 pub fn peek_loss(cfg: &TrainConfig, device: &Device, step: usize) -> Result<f64> {
-    let entries = split_entries(&cfg.data, Split::Train)?;
+    let (entries, _) = entries_of(cfg)?;
+    let textures = textures_of(cfg)?;
     let frozen = load_frozen(cfg, device)?;
-    let mut varmap = VarMap::new();
-    let net = CsgisNet::new(&cfg.net, VarBuilder::from_varmap(&varmap, DType::F32, device))?;
+    let (mut varmap, net) = new_network(&cfg.arch, cfg.seed, device)?;
     let mut adam = Adam::from_varmap(&varmap, AdamConfig::default())?;
     load_checkpoint(&cfg.out, &mut varmap, &mut adam)?;
     let sample_cfg = SampleConfig { crop: cfg.crop, ..SampleConfig::default() };
-    let samples = super::loader::samples_at(&entries, &sample_cfg, cfg.batch, cfg.seed, step)?;
+    let samples = super::loader::samples_at(&entries, &sample_cfg, &textures, cfg.batch, cfg.seed, step)?;
     let batch = to_batch(&samples, device, DType::F32)?;
     let total: Tensor = weights_of(cfg).total(&loss_terms(&net, &frozen, &batch, cfg)?)?;
     Ok(total.to_dtype(DType::F64)?.to_scalar::<f64>()?)

@@ -6,6 +6,7 @@
 //! with [`mod@ssim`] (eq. 6), [`dtv`] (eq. 7), [`contrast`] (eq. 8–9), [`seg`] (eq. 10).
 //! [`LossTerms`] holds the already-summed S0 + S1 terms; [`LossWeights::total`] applies eq. 11.
 
+pub mod blur;
 pub mod contrast;
 pub mod dtv;
 pub mod edge;

@@ -4,8 +4,8 @@
 //! §2.1), which is also the one every reported SSIM uses: an 11×11 Gaussian window with σ = 1.5
 //! (normalised), per channel, zero padding 5 (same-size map, borders included),
 //! C1 = 0.01², C2 = 0.03² (data range 1), and the map averaged over batch, channels and pixels.
-//! The window is separable, so it runs as an 11×1 then a 1×11 convolution on `(B·C, 1, H, W)`,
-//! with all five local statistics (μx, μy, E(x²), E(y²), E(xy)) stacked into one batch.
+//! The window is separable: [`super::blur::blur_same`] runs it on `(B·C, 1, H, W)` with all five
+//! local statistics (μx, μy, E(x²), E(y²), E(xy)) stacked into one batch.
 
 use candle_core::{Result, Tensor};
 
@@ -46,16 +46,7 @@ pub fn ssim_map(x: &Tensor, y: &Tensor) -> Result<Tensor> {
     let x1 = x.reshape((planes, 1, h, w))?;
     let y1 = y.reshape((planes, 1, h, w))?;
     let stacked = Tensor::cat(&[&x1, &y1, &x1.sqr()?, &y1.sqr()?, &(&x1 * &y1)?], 0)?;
-    let g = gaussian_window(SSIM_WINDOW, SSIM_SIGMA);
-    let g = Tensor::from_vec(g, SSIM_WINDOW, x.device())?.to_dtype(x.dtype())?;
-    let g_col = g.reshape((1, 1, SSIM_WINDOW, 1))?;
-    let g_row = g.reshape((1, 1, 1, SSIM_WINDOW))?;
-    let pad = SSIM_WINDOW / 2;
-    let blurred = stacked
-        .pad_with_zeros(2, pad, pad)?
-        .pad_with_zeros(3, pad, pad)?
-        .conv2d(&g_col, 0, 1, 1, 1)?
-        .conv2d(&g_row, 0, 1, 1, 1)?;
+    let blurred = super::blur::blur_same(&stacked, &gaussian_window(SSIM_WINDOW, SSIM_SIGMA))?;
     let stat = |i: usize| blurred.narrow(0, i * planes, planes);
     let (mu_x, mu_y) = (stat(0)?, stat(1)?);
     let (mu_xx, mu_yy, mu_xy) = (mu_x.sqr()?, mu_y.sqr()?, (&mu_x * &mu_y)?);
