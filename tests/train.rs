@@ -114,12 +114,25 @@ fn lite_trains_with_sample_time_textures_resumes_exactly_and_its_checkpoint_runs
     let env = TestEnv::new();
     train_lite(&env, "a", 8, false);
     train_lite(&env, "b", 4, false);
-    train_lite(&env, "b", 8, true);
+    // Resumed from the run's own record: only --out (and the new step target).
+    assert_exit(&env.run(&["train", "--out", "b", "--resume", "--steps", "8"], None), 0);
     let (a, b) = (step_lines(&env.path("a/log.jsonl")), step_lines(&env.path("b/log.jsonl")));
     assert_eq!((a.len(), b.len()), (8, 8));
     for (x, y) in a.iter().zip(&b) {
         let (x, y) = (x["loss"].as_f64().unwrap(), y["loss"].as_f64().unwrap());
         assert!((x - y).abs() <= 1e-5 * x.abs().max(1.0), "resumed loss {y} != uninterrupted {x}");
+    }
+    // A flag that contradicts the record is refused, naming both values.
+    let o = env.run(&["train", "--out", "b", "--resume", "--batch", "3", "--steps", "9"], None);
+    assert_exit(&o, 2);
+    assert!(util::stderr(&o).contains("--batch 3 contradicts the run's record (--batch 2"), "{}", util::stderr(&o));
+    // The record passed back with --config reproduces the run's first losses exactly.
+    let config = env.path("a/config.json");
+    assert_exit(&env.run(&["train", "--config", config.to_str().unwrap(), "--out", "c", "--steps", "3"], None), 0);
+    let c = step_lines(&env.path("c/log.jsonl"));
+    assert_eq!(c.len(), 3);
+    for (x, y) in a.iter().zip(&c) {
+        assert_eq!(x["loss"].as_f64(), y["loss"].as_f64(), "--config run differs");
     }
     // Every step draws a fresh texture: no two reconstruction losses repeat.
     let re: Vec<f64> = a.iter().map(|l| l["re"].as_f64().unwrap()).collect();

@@ -41,24 +41,29 @@ pub struct TrainArgs {
     pub sub: Option<TrainSub>,
     /// Dataset directory holding manifest.jsonl (`csgis dataset build|synth`); repeat it to
     /// train on several.
-    #[arg(long, value_name = "DIR", required = true)]
+    #[arg(long, value_name = "DIR")]
     pub data: Vec<PathBuf>,
+    /// Start from a run configuration (a config.json written by an earlier run); flags given
+    /// beside it replace its values.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Blend textures from DIR at sample time (each sample draws its own texture, scale,
     /// rotation and strength onto its GT) instead of reading the precomputed pairs.
     #[arg(long, value_name = "DIR")]
     pub textures: Option<PathBuf>,
-    /// Output directory: last/best.safetensors, optimizer.safetensors, state.json, log.jsonl.
+    /// Output directory: last/best.safetensors, optimizer.safetensors, state.json, log.jsonl,
+    /// config.json (the whole run configuration).
     #[arg(long, value_name = "DIR", required = true)]
     pub out: Option<PathBuf>,
-    /// Network family.
-    #[arg(long, value_enum, default_value = "csgis")]
-    pub arch: ArchArg,
-    /// csgis-lite widths at full, 1/2, 1/4 and 1/8 resolution.
-    #[arg(long, value_name = "A,B,C,D", value_delimiter = ',', default_values_t = LiteConfig::default().widths)]
-    pub lite_widths: Vec<usize>,
-    /// CSGIS-Net size preset.
-    #[arg(long, value_enum, default_value = "full")]
-    pub preset: PresetArg,
+    /// Network family. [default: csgis]
+    #[arg(long, value_enum)]
+    pub arch: Option<ArchArg>,
+    /// csgis-lite widths at full, 1/2, 1/4 and 1/8 resolution. [default: 16,32,64,128]
+    #[arg(long, value_name = "A,B,C,D", value_delimiter = ',')]
+    pub lite_widths: Option<Vec<usize>>,
+    /// CSGIS-Net size preset. [default: full]
+    #[arg(long, value_enum)]
+    pub preset: Option<PresetArg>,
     /// Override N, the feature extractor's rHDC blocks.
     #[arg(long)]
     pub blocks: Option<usize>,
@@ -71,33 +76,33 @@ pub struct TrainArgs {
     /// Epochs over the training split.
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// Samples per step.
-    #[arg(long, default_value_t = 8)]
-    pub batch: usize,
-    /// Crop side in pixels (a multiple of 8, for the 4-level SSIM pyramid).
-    #[arg(long, default_value_t = 128)]
-    pub crop: usize,
-    /// Initial learning rate (Adam, β 0.9/0.999, no weight decay).
-    #[arg(long, default_value_t = 1e-3)]
-    pub lr: f64,
-    /// Halve the learning rate every N epochs.
-    #[arg(long, default_value_t = 30, value_name = "N")]
-    pub lr_halve_epochs: usize,
-    /// Seed of initialisation, data order and augmentation.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// Samples per step. [default: 8]
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Crop side in pixels (a multiple of 8, for the 4-level SSIM pyramid). [default: 128]
+    #[arg(long)]
+    pub crop: Option<usize>,
+    /// Initial learning rate (Adam, β 0.9/0.999, no weight decay). [default: 1e-3]
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Halve the learning rate every N epochs. [default: 30]
+    #[arg(long, value_name = "N")]
+    pub lr_halve_epochs: Option<usize>,
+    /// Seed of initialisation, data order and augmentation. [default: 0]
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// VGG16 weights for the contrastive term.
     #[arg(long, value_name = "PATH")]
     pub vgg: Option<PathBuf>,
     /// Frozen DeepLabv3+ weights from `csgis train seg`.
     #[arg(long, value_name = "PATH")]
     pub seg_weights: Option<PathBuf>,
-    /// DeepLabv3+ width multiplier of --seg-weights.
-    #[arg(long, default_value_t = 1.0)]
-    pub seg_width: f64,
-    /// Segmentation classes, background included.
-    #[arg(long, default_value_t = 21)]
-    pub seg_classes: usize,
+    /// DeepLabv3+ width multiplier of --seg-weights. [default: 1.0]
+    #[arg(long)]
+    pub seg_width: Option<f64>,
+    /// Segmentation classes, background included. [default: 21]
+    #[arg(long)]
+    pub seg_classes: Option<usize>,
     /// Ablation: no contrastive term.
     #[arg(long)]
     pub no_contrastive: bool,
@@ -107,19 +112,20 @@ pub struct TrainArgs {
     /// Ablation: no DTV term.
     #[arg(long)]
     pub no_dtv: bool,
-    /// Hinge margin of the Gram triplet.
-    #[arg(long, default_value_t = 0.04)]
-    pub gram_margin: f64,
-    /// Hinge margin of the mean triplet.
-    #[arg(long, default_value_t = 0.3)]
-    pub mean_margin: f64,
-    /// Validate and checkpoint every N steps.
-    #[arg(long, default_value_t = 500, value_name = "N")]
-    pub val_every: usize,
-    /// Validation crops.
-    #[arg(long, default_value_t = 32)]
-    pub val_samples: usize,
-    /// Continue from OUT's last checkpoint.
+    /// Hinge margin of the Gram triplet. [default: 0.04]
+    #[arg(long)]
+    pub gram_margin: Option<f64>,
+    /// Hinge margin of the mean triplet. [default: 0.3]
+    #[arg(long)]
+    pub mean_margin: Option<f64>,
+    /// Validate and checkpoint every N steps. [default: 500]
+    #[arg(long, value_name = "N")]
+    pub val_every: Option<usize>,
+    /// Validation crops. [default: 32]
+    #[arg(long)]
+    pub val_samples: Option<usize>,
+    /// Continue from OUT's last checkpoint with OUT/config.json's settings; give only --out (and
+    /// --steps to train further); a flag that contradicts the record is an error.
     #[arg(long)]
     pub resume: bool,
     /// Compute device: auto, cpu, cuda or cuda:N.
@@ -205,63 +211,143 @@ fn train_pairs(data: &[PathBuf], per_gt: bool) -> anyhow::Result<usize> {
     Ok(if per_gt { crate::train::loader::unique_gts(&entries).len() } else { entries.len() })
 }
 
-/// Resolves the arguments into a [`TrainConfig`].
+/// The run configuration from the flags alone (defaults where a flag is absent).
+fn from_flags(args: &TrainArgs, out: &std::path::Path) -> anyhow::Result<TrainConfig> {
+    if args.data.is_empty() {
+        bail!("--data is required (or --config FILE, or --resume with an existing --out)");
+    }
+    let mut cfg = TrainConfig {
+        data: args.data.clone(),
+        out: out.to_path_buf(),
+        arch: Arch::Csgis(NetConfig::CSGIS),
+        textures: None,
+        texture_draw: crate::data::TextureDrawConfig::default(),
+        sample: crate::data::SampleConfig::default(),
+        adam: crate::train::optim::AdamConfig::default(),
+        batch: 8,
+        crop: 128,
+        steps: 0,
+        lr: 1e-3,
+        lr_halve_epochs: 30,
+        seed: 0,
+        terms: TermSwitches::default(),
+        vgg: None,
+        seg_weights: None,
+        seg_width: 1.0,
+        seg_classes: 21,
+        val_every: 500,
+        val_samples: 32,
+    };
+    apply_flags(&mut cfg, args, false)?;
+    Ok(cfg)
+}
+
+/// The architecture the flags name, given the one already configured.
+fn arch_of(args: &TrainArgs, current: &Arch) -> anyhow::Result<Arch> {
+    let family = args.arch.unwrap_or(match current {
+        Arch::Csgis(_) => ArchArg::Csgis,
+        Arch::Lite(_) => ArchArg::Lite,
+    });
+    Ok(match family {
+        ArchArg::Csgis => {
+            let base = match (args.preset, current) {
+                (Some(PresetArg::Full), _) => NetConfig::CSGIS,
+                (Some(PresetArg::Tiny), _) => NetConfig::TINY,
+                (None, Arch::Csgis(c)) => *c,
+                (None, Arch::Lite(_)) => NetConfig::CSGIS,
+            };
+            Arch::Csgis(NetConfig { blocks: args.blocks.unwrap_or(base.blocks), channels: args.channels.unwrap_or(base.channels) })
+        }
+        ArchArg::Lite => {
+            let base = match current {
+                Arch::Lite(c) => c.widths.to_vec(),
+                Arch::Csgis(_) => LiteConfig::default().widths.to_vec(),
+            };
+            match args.lite_widths.as_deref().unwrap_or(&base) {
+                &[a, b, c, d] if [a, b, c, d].iter().all(|w| (1..=1024).contains(w)) => Arch::Lite(LiteConfig { widths: [a, b, c, d] }),
+                other => bail!("--lite-widths {other:?}: four widths in 1..=1024 expected"),
+            }
+        }
+    })
+}
+
+/// Sets `slot` to a flag's value; with `strict` (resuming) a value that differs from the
+/// record is an error naming both.
+fn set<T: PartialEq + std::fmt::Debug + Clone>(slot: &mut T, flag: Option<T>, name: &str, strict: bool) -> anyhow::Result<()> {
+    if let Some(v) = flag {
+        if strict && *slot != v {
+            bail!("{name} {v:?} contradicts the run's record ({name} {:?} in config.json); drop the flag to resume", slot);
+        }
+        *slot = v;
+    }
+    Ok(())
+}
+
+/// Applies every flag given on the command line to `cfg` (`strict`: they must agree with it).
+fn apply_flags(cfg: &mut TrainConfig, args: &TrainArgs, strict: bool) -> anyhow::Result<()> {
+    let given = |v: bool| v.then_some(true);
+    set(&mut cfg.data, (!args.data.is_empty()).then(|| args.data.clone()), "--data", strict)?;
+    set(&mut cfg.textures, args.textures.clone().map(Some), "--textures", strict)?;
+    let arch = arch_of(args, &cfg.arch)?;
+    set(&mut cfg.arch, Some(arch), "--arch/--preset/--lite-widths", strict)?;
+    set(&mut cfg.batch, args.batch, "--batch", strict)?;
+    set(&mut cfg.crop, args.crop, "--crop", strict)?;
+    set(&mut cfg.lr, args.lr, "--lr", strict)?;
+    set(&mut cfg.lr_halve_epochs, args.lr_halve_epochs, "--lr-halve-epochs", strict)?;
+    set(&mut cfg.seed, args.seed, "--seed", strict)?;
+    set(&mut cfg.vgg, args.vgg.clone().map(Some), "--vgg", strict)?;
+    set(&mut cfg.seg_weights, args.seg_weights.clone().map(Some), "--seg-weights", strict)?;
+    set(&mut cfg.seg_width, args.seg_width, "--seg-width", strict)?;
+    set(&mut cfg.seg_classes, args.seg_classes, "--seg-classes", strict)?;
+    let t = &mut cfg.terms;
+    set(&mut t.contrastive, given(args.no_contrastive).map(|_| false), "--no-contrastive", strict)?;
+    set(&mut t.semantic, given(args.no_semantic).map(|_| false), "--no-semantic", strict)?;
+    set(&mut t.dtv, given(args.no_dtv).map(|_| false), "--no-dtv", strict)?;
+    set(&mut t.gram_margin, args.gram_margin, "--gram-margin", strict)?;
+    set(&mut t.mean_margin, args.mean_margin, "--mean-margin", strict)?;
+    set(&mut cfg.val_every, args.val_every, "--val-every", strict)?;
+    set(&mut cfg.val_samples, args.val_samples, "--val-samples", strict)?;
+    // --steps is the target step count: resuming with a larger one trains further.
+    match (args.steps, args.epochs) {
+        (Some(s), _) => cfg.steps = s,
+        (None, Some(e)) => cfg.steps = (e * train_pairs(&cfg.data, cfg.textures.is_some())?).div_ceil(cfg.batch.max(1)),
+        (None, None) if cfg.steps == 0 => bail!("give --steps N or --epochs N"),
+        (None, None) => {}
+    }
+    if cfg.crop % 8 != 0 || cfg.crop < 16 {
+        bail!("--crop {} must be a multiple of 8 and at least 16 (4-level SSIM pyramid)", cfg.crop);
+    }
+    Ok(())
+}
+
+fn read_config(path: &std::path::Path) -> anyhow::Result<TrainConfig> {
+    let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_slice(&text).with_context(|| format!("{} is not a csgis run configuration", path.display()))
+}
+
+/// Resolves the arguments into a [`TrainConfig`]: the flags alone; `--config FILE` with the
+/// flags replacing its values; or, with `--resume` and an existing `OUT/config.json`, the
+/// run's own record, which the flags may only repeat (and `--steps` extend).
 ///
 /// # Errors
-/// Missing --data/--out, a crop that the SSIM pyramid cannot halve three times.
+/// Missing --data/--out, a crop that the SSIM pyramid cannot halve three times, an unreadable
+/// configuration, a flag that contradicts the record of a resumed run.
 pub fn resolve(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
-    let (data, Some(out)) = (&args.data, &args.out) else { bail!("--data and --out are required") };
-    if data.is_empty() {
-        bail!("--data and --out are required");
+    let Some(out) = &args.out else { bail!("--out is required") };
+    let record = out.join("config.json");
+    if args.resume && record.exists() {
+        let mut cfg = read_config(&record)?;
+        apply_flags(&mut cfg, args, true).with_context(|| format!("resuming {}", out.display()))?;
+        cfg.out = out.clone();
+        return Ok(cfg);
     }
-    if args.crop % 8 != 0 || args.crop < 16 {
-        bail!("--crop {} must be a multiple of 8 and at least 16 (4-level SSIM pyramid)", args.crop);
+    if let Some(file) = &args.config {
+        let mut cfg = read_config(file)?;
+        cfg.out = out.clone();
+        apply_flags(&mut cfg, args, false)?;
+        return Ok(cfg);
     }
-    let arch = match args.arch {
-        ArchArg::Csgis => {
-            let preset = match args.preset {
-                PresetArg::Full => NetConfig::CSGIS,
-                PresetArg::Tiny => NetConfig::TINY,
-            };
-            Arch::Csgis(NetConfig { blocks: args.blocks.unwrap_or(preset.blocks), channels: args.channels.unwrap_or(preset.channels) })
-        }
-        ArchArg::Lite => match args.lite_widths.as_slice() {
-            &[a, b, c, d] if args.lite_widths.iter().all(|&w| (1..=1024).contains(&w)) => Arch::Lite(LiteConfig { widths: [a, b, c, d] }),
-            other => bail!("--lite-widths {other:?}: four widths in 1..=1024 expected"),
-        },
-    };
-    let steps = match (args.steps, args.epochs) {
-        (Some(s), _) => s,
-        (None, Some(e)) => (e * train_pairs(data, args.textures.is_some())?).div_ceil(args.batch.max(1)),
-        (None, None) => bail!("give --steps N or --epochs N"),
-    };
-    Ok(TrainConfig {
-        data: data.clone(),
-        out: out.clone(),
-        arch,
-        textures: args.textures.clone(),
-        texture_draw: crate::data::TextureDrawConfig::default(),
-        batch: args.batch,
-        crop: args.crop,
-        steps,
-        lr: args.lr,
-        lr_halve_epochs: args.lr_halve_epochs,
-        seed: args.seed,
-        terms: TermSwitches {
-            dtv: !args.no_dtv,
-            contrastive: !args.no_contrastive,
-            semantic: !args.no_semantic,
-            gram_margin: args.gram_margin,
-            mean_margin: args.mean_margin,
-            ..TermSwitches::default()
-        },
-        vgg: args.vgg.clone(),
-        seg_weights: args.seg_weights.clone(),
-        seg_width: args.seg_width,
-        seg_classes: args.seg_classes,
-        val_every: args.val_every,
-        val_samples: args.val_samples,
-    })
+    from_flags(args, out)
 }
 
 /// Runs `csgis train` or `csgis train seg`.

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::TextureDrawConfig;
+use crate::data::{SampleConfig, TextureDrawConfig};
+use super::optim::AdamConfig;
 use crate::model::Arch;
 
 /// Which terms of eq. 11 are on, and their weights.
@@ -62,6 +63,13 @@ pub struct TrainConfig {
     /// Ranges of the sample-time texture draw.
     #[serde(default)]
     pub texture_draw: TextureDrawConfig,
+    /// Augmentation of every sample (its `crop` is replaced by [`TrainConfig::crop`]).
+    #[serde(default)]
+    pub sample: SampleConfig,
+    /// Adam's β1, β2, ε and weight decay (its `lr` is replaced by [`TrainConfig::lr`] and the
+    /// schedule).
+    #[serde(default)]
+    pub adam: AdamConfig,
     /// Samples per step (8).
     pub batch: usize,
     /// Crop side in pixels (128).
@@ -91,6 +99,18 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
+    /// The sampling settings of training batches.
+    #[must_use]
+    pub fn sample_config(&self) -> SampleConfig {
+        SampleConfig { crop: self.crop, ..self.sample.clone() }
+    }
+
+    /// Adam's settings at the initial learning rate.
+    #[must_use]
+    pub fn adam_config(&self) -> AdamConfig {
+        AdamConfig { lr: self.lr, ..self.adam }
+    }
+
     /// Epoch of step `step` (`step · batch / train pairs`).
     #[must_use]
     pub fn epoch_of(&self, step: usize, train_pairs: usize) -> usize {

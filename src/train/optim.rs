@@ -18,7 +18,7 @@ use candle_nn::VarMap;
 use crate::train::files::write_safetensors;
 
 /// Adam hyper-parameters; the defaults are PyTorch's and the paper's.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AdamConfig {
     /// Learning rate (1e-3).
     pub lr: f64,

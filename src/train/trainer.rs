@@ -25,9 +25,9 @@ use super::losses::{
     contrastive_loss, dtv_loss, edge_loss, recon_loss_pair, seg_loss, ContrastConfig, LossTerms, LossWeights,
     ReconConfig,
 };
-use super::optim::{Adam, AdamConfig, LrSchedule};
+use super::optim::{Adam, LrSchedule};
 use super::vgg::{Vgg16Features, VggDepth};
-use crate::data::{SampleConfig, Split};
+use crate::data::Split;
 use crate::io::tensor::tensor_to_planes;
 use crate::metrics::{psnr, ssim};
 use crate::model::{Arch, Network};
@@ -188,14 +188,14 @@ pub fn train(cfg: &TrainConfig, device: &Device, resume: bool, progress: &dyn Fn
     let frozen = load_frozen(cfg, device)?;
 
     let (mut varmap, net) = new_network(&cfg.arch, cfg.seed, device)?;
-    let mut adam = Adam::from_varmap(&varmap, AdamConfig { lr: cfg.lr, ..AdamConfig::default() })?;
+    let mut adam = Adam::from_varmap(&varmap, cfg.adam_config())?;
     let mut state = RunState { step: 0, best_val_ssim: -1.0 };
     if resume {
         state = load_checkpoint(&cfg.out, &mut varmap, &mut adam)?;
     }
     let schedule = LrSchedule::Step { base: cfg.lr, step_size: cfg.lr_halve_epochs.max(1), gamma: 0.5 };
     let weights = weights_of(cfg);
-    let sample_cfg = SampleConfig { crop: cfg.crop, ..SampleConfig::default() };
+    let sample_cfg = cfg.sample_config();
     let val = validation_samples(&val_entries, cfg.crop, &textures, cfg.val_samples, cfg.seed)?;
     let mut log = OpenOptions::new()
         .create(true)
@@ -258,9 +258,9 @@ pub fn peek_loss(cfg: &TrainConfig, device: &Device, step: usize) -> Result<f64>
     let textures = textures_of(cfg)?;
     let frozen = load_frozen(cfg, device)?;
     let (mut varmap, net) = new_network(&cfg.arch, cfg.seed, device)?;
-    let mut adam = Adam::from_varmap(&varmap, AdamConfig::default())?;
+    let mut adam = Adam::from_varmap(&varmap, cfg.adam_config())?;
     load_checkpoint(&cfg.out, &mut varmap, &mut adam)?;
-    let sample_cfg = SampleConfig { crop: cfg.crop, ..SampleConfig::default() };
+    let sample_cfg = cfg.sample_config();
     let samples = super::loader::samples_at(&entries, &sample_cfg, &textures, cfg.batch, cfg.seed, step)?;
     let batch = to_batch(&samples, device, DType::F32)?;
     let total: Tensor = weights_of(cfg).total(&loss_terms(&net, &frozen, &batch, cfg)?)?;
