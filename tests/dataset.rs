@@ -28,7 +28,6 @@ fn test_config() -> BuildConfig {
         screen: ScreenParams { smooth_threshold: 1.0, max_residue: 1.0, min_structure_ssim: 0.0, ..ScreenParams::default() },
         oversmooth: OversmoothParams { diameter: 9, ..OversmoothParams::default() },
         splits: csgis::data::manifest::SplitFractions { val: 0.34, test: 0.33 },
-        quiet: true,
         ..BuildConfig::default()
     }
 }
@@ -46,9 +45,9 @@ fn build_writes_a_complete_manifest_and_resumes() {
     let textures = load_textures(&data("textures"), 256).unwrap();
     let cfg = test_config();
     // First with one texture; the second run below adds the other to the finished GTs.
-    let report = build(out.path(), &sources, &textures[..1], &gaussian_candidates(&[1.0, 2.0]), &cfg).unwrap();
+    let report = build(out.path(), &sources, &textures[..1], &gaussian_candidates(&[1.0, 2.0]), &cfg, &|_| ()).unwrap();
     assert_eq!((report.kept, report.dropped, report.pairs), (3, 0, 3));
-    let report = build(out.path(), &sources, &textures, &gaussian_candidates(&[1.0, 2.0]), &cfg).unwrap();
+    let report = build(out.path(), &sources, &textures, &gaussian_candidates(&[1.0, 2.0]), &cfg, &|_| ()).unwrap();
     assert_eq!((report.kept, report.resumed, report.pairs), (3, 3, 6));
 
     let entries = load_manifest(&out.path().join("manifest.jsonl")).unwrap();
@@ -70,7 +69,7 @@ fn build_writes_a_complete_manifest_and_resumes() {
     assert!(classes.is_subset(&HashSet::from([0, 8, IGNORE])) && classes.contains(&8));
 
     // A rerun skips every finished GT and rewrites the same manifest.
-    let again = build(out.path(), &sources, &textures, &gaussian_candidates(&[1.0, 2.0]), &cfg).unwrap();
+    let again = build(out.path(), &sources, &textures, &gaussian_candidates(&[1.0, 2.0]), &cfg, &|_| ()).unwrap();
     assert_eq!((again.resumed, again.pairs), (3, 6));
 }
 
@@ -80,7 +79,7 @@ fn build_drops_images_no_candidate_passes_and_says_why() {
     let sources = sources_from_dirs(&data("photos"), None).unwrap();
     let textures = load_textures(&data("textures"), 256).unwrap();
     let cfg = BuildConfig { screen: ScreenParams { min_structure_ssim: 1.5, ..test_config().screen }, ..test_config() };
-    let report = build(out.path(), &sources[..1], &textures, &gaussian_candidates(&[1.0]), &cfg).unwrap();
+    let report = build(out.path(), &sources[..1], &textures, &gaussian_candidates(&[1.0]), &cfg, &|_| ()).unwrap();
     assert_eq!((report.kept, report.dropped, report.pairs), (0, 1, 0));
     let rec = std::fs::read_to_string(out.path().join("records").join(format!("{}.json", sources[0].id))).unwrap();
     assert!(rec.contains("no candidate passed"), "{rec}");
@@ -95,7 +94,7 @@ fn synth_labels_match_the_composited_objects() {
     let photos = csgis::data::build::list_images(&data("photos")).unwrap();
     let textures = load_textures(&data("textures"), 256).unwrap();
     let cfg = SynthConfig { count: 4, size: (128, 160), objects: (1, 1), build: test_config(), ..SynthConfig::default() };
-    let report = synth(out.path(), &photos, &art, &textures, &gaussian_candidates(&[1.5]), &cfg).unwrap();
+    let report = synth(out.path(), &photos, &art, &textures, &gaussian_candidates(&[1.5]), &cfg, &|_| ()).unwrap();
     assert_eq!((report.kept, report.pairs), (4, 8));
     for k in 0..4 {
         let id = format!("synth_{k:05}");

@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 
+use super::progress::Progress;
 use crate::data::build::{build, load_textures, sources_from_dirs, BuildConfig, BuildReport};
+use crate::data::records::short_reason;
 use crate::data::candidates::default_candidates;
 use crate::data::edges::EdgeChannel;
 use crate::data::manifest::SplitFractions;
@@ -91,7 +93,7 @@ pub struct CommonArgs {
 }
 
 impl CommonArgs {
-    fn config(&self, quiet: bool) -> anyhow::Result<BuildConfig> {
+    fn config(&self) -> anyhow::Result<BuildConfig> {
         for (name, v) in [("--val", self.val), ("--test", self.test)] {
             anyhow::ensure!((0.0..=1.0).contains(&v), "{name} {v}: expected a share in [0, 1]");
         }
@@ -103,7 +105,6 @@ impl CommonArgs {
             },
             splits: SplitFractions { val: self.val, test: self.test },
             seed: self.seed,
-            quiet,
             ..BuildConfig::default()
         })
     }
@@ -182,6 +183,14 @@ fn parse_size(s: &str) -> Result<(usize, usize), String> {
     Ok((h, w))
 }
 
+/// One short line per dropped GT (the record keeps the whole reason), then a step of the bar.
+fn on_done(progress: &Progress, rec: &crate::data::build::GtRecord) {
+    if let Some(reason) = &rec.dropped {
+        progress.note(&format!("dropped {}: {} (details in records/{}.json)", rec.id, short_reason(reason), rec.id));
+    }
+    progress.step(&rec.id);
+}
+
 fn summary(what: &str, r: &BuildReport, out: &std::path::Path) {
     eprintln!(
         "csgis: dataset {what}: {} GTs kept ({} resumed), {} dropped, {} pairs in {}",
@@ -200,23 +209,27 @@ fn summary(what: &str, r: &BuildReport, out: &std::path::Path) {
 pub fn run(args: &DatasetArgs, quiet: bool) -> anyhow::Result<()> {
     match &args.command {
         DatasetCommand::Build(a) => {
-            let mut cfg = a.common.config(quiet)?;
+            let mut cfg = a.common.config()?;
             cfg.max_side = a.max_side;
             let sources = sources_from_dirs(&a.images, a.labels.as_deref())
                 .with_context(|| format!("listing {}", a.images.display()))?;
             anyhow::ensure!(!sources.is_empty(), "no images in {}", a.images.display());
             let textures = load_textures(&a.common.textures, a.common.texture_max_side)?;
-            let report = build(&a.common.output, &sources, &textures, &default_candidates(), &cfg)?;
+            let progress = Progress::new(sources.len() as u64, quiet);
+            let report = build(&a.common.output, &sources, &textures, &default_candidates(), &cfg, &|rec| on_done(&progress, rec))?;
+            progress.finish();
             if !quiet {
                 summary("build", &report, &a.common.output);
             }
         }
         DatasetCommand::Synth(a) => {
-            let cfg = SynthConfig { count: a.count, size: a.size, seed: a.common.seed, flat_share: a.flat_share, build: a.common.config(quiet)?, ..SynthConfig::default() };
+            let cfg = SynthConfig { count: a.count, size: a.size, seed: a.common.seed, flat_share: a.flat_share, build: a.common.config()?, ..SynthConfig::default() };
             let photos = crate::data::build::list_images(&a.photos)?;
             let art = ClipArt::scan(&a.clipart)?;
             let textures = load_textures(&a.common.textures, a.common.texture_max_side)?;
-            let report = synth(&a.common.output, &photos, &art, &textures, &default_candidates(), &cfg)?;
+            let progress = Progress::new(cfg.count as u64, quiet);
+            let report = synth(&a.common.output, &photos, &art, &textures, &default_candidates(), &cfg, &|rec| on_done(&progress, rec))?;
+            progress.finish();
             if !quiet {
                 summary("synth", &report, &a.common.output);
             }

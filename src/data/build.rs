@@ -33,7 +33,7 @@ use crate::data::imageio::{fit_max_side, load_label, load_rgb, quantized, save_g
 use crate::data::manifest::{split_for, Entry, SplitFractions};
 use crate::data::oversmooth::{oversmooth, OversmoothParams};
 use crate::data::screen::{screen, structure_regions, ScreenParams};
-pub use crate::data::records::{process_resumable, BuildReport, CandidateScore, GtRecord};
+pub use crate::data::records::{process_resumable, BuildReport, CandidateScore, GtRecord, OnDone};
 use crate::ops::Planes;
 use crate::{Error, Result};
 
@@ -54,8 +54,6 @@ pub struct BuildConfig {
     pub seed: u64,
     /// The over-smoothed negative's bilateral filter.
     pub oversmooth: OversmoothParams,
-    /// Suppress the progress bar and the drop log.
-    pub quiet: bool,
 }
 
 impl Default for BuildConfig {
@@ -68,7 +66,6 @@ impl Default for BuildConfig {
             splits: SplitFractions::default(),
             seed: 0,
             oversmooth: OversmoothParams::default(),
-            quiet: false,
         }
     }
 }
@@ -297,6 +294,6 @@ pub fn make_from_source(src: &Source, candidates: &[Candidate], cfg: &BuildConfi
 ///
 /// # Errors
 /// The first read, decode or write failure.
-pub fn build(out: &Path, sources: &[Source], textures: &[Texture], candidates: &[Candidate], cfg: &BuildConfig) -> Result<BuildReport> {
-    process_resumable(out, sources, "build", cfg, textures, |s| s.id.clone(), |s| make_from_source(s, candidates, cfg))
+pub fn build(out: &Path, sources: &[Source], textures: &[Texture], candidates: &[Candidate], cfg: &BuildConfig, on_done: OnDone) -> Result<BuildReport> {
+    process_resumable(out, sources, cfg, textures, |s| s.id.clone(), |s| make_from_source(s, candidates, cfg), on_done)
 }

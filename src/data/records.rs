@@ -9,7 +9,6 @@
 
 use std::path::{Path, PathBuf};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
 
 use crate::data::build::{blend_inputs, write_gt, BuildConfig, Made, Texture};
@@ -114,38 +113,39 @@ pub fn resume(out: &Path, id: &str, textures: &[Texture], cfg: &BuildConfig) -> 
     Ok(Some(rec))
 }
 
-/// A progress bar on stderr, hidden when `quiet` or when stderr is not a terminal.
+/// What a caller hears of each finished item: its record (resumed, kept or dropped; the
+/// record says why a GT was dropped). Called from the worker threads, in completion order.
+pub type OnDone<'a> = &'a (dyn Fn(&GtRecord) + Sync);
+
+/// The first clause of a drop reason, at most 100 characters: one short line for a log
+/// (the whole reason stays in the record).
 #[must_use]
-pub fn progress_bar(len: usize, what: &str, quiet: bool) -> ProgressBar {
-    if quiet {
-        return ProgressBar::hidden();
+pub fn short_reason(reason: &str) -> String {
+    let first = reason.split(';').next().unwrap_or(reason).trim();
+    let first = first.split(": src/").next().unwrap_or(first);
+    if first.chars().count() > 100 {
+        format!("{}…", first.chars().take(99).collect::<String>())
+    } else {
+        first.to_string()
     }
-    let pb = ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::stderr());
-    let style = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({eta})")
-        .map(|s| s.progress_chars("=> "))
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
-    pb.set_style(style);
-    pb.set_message(what.to_string());
-    pb
 }
 
-/// Runs `make` over `items` in parallel with a progress bar: items whose record exists
-/// are resumed instead; a made GT is written with [`write_gt`]; drops are logged. Then
-/// the manifest is rewritten from every record in `out/records`.
+/// Runs `make` over `items` in parallel: items whose record exists are resumed instead; a
+/// made GT is written with [`write_gt`]; `on_done` hears of every item. Then the manifest is
+/// rewritten from every record in `out/records`.
 ///
 /// # Errors
 /// The first error of any item, or a manifest write failure.
 pub fn process_resumable<T: Sync>(
     out: &Path,
     items: &[T],
-    what: &str,
     cfg: &BuildConfig,
     textures: &[Texture],
     id_of: impl Fn(&T) -> String + Sync,
     make: impl Fn(&T) -> Result<(GtRecord, Made)> + Sync,
+    on_done: OnDone,
 ) -> Result<BuildReport> {
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    let pb = progress_bar(items.len(), what, cfg.quiet);
     let one = |item: &T| -> Result<(GtRecord, bool)> {
         if let Some(rec) = resume(out, &id_of(item), textures, cfg)? {
             return Ok((rec, true));
@@ -154,8 +154,6 @@ pub fn process_resumable<T: Sync>(
         if let Some((gt, label)) = made {
             rec.entries = write_gt(out, &rec.id, &gt, label.as_ref(), textures, cfg)?;
             rec.textures = textures.iter().map(|t| t.id.clone()).collect();
-        } else if !cfg.quiet {
-            pb.suspend(|| eprintln!("dropped {}: {}", rec.id, rec.dropped.as_deref().unwrap_or("?")));
         }
         write_record(out, &rec)?;
         Ok((rec, false))
@@ -164,11 +162,12 @@ pub fn process_resumable<T: Sync>(
         .par_iter()
         .map(|item| {
             let r = one(item);
-            pb.inc(1);
+            if let Ok((rec, _)) = &r {
+                on_done(rec);
+            }
             r
         })
         .collect();
-    pb.finish_and_clear();
     // The manifest is rewritten even when an item failed, so finished GTs stay usable.
     let (kept, pairs) = finish_manifest(out)?;
     let mut report = BuildReport::default();

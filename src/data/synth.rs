@@ -25,7 +25,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::data::build::{choose_gt, list_images, resize_nearest, BuildConfig, Texture};
-use crate::data::records::{process_resumable, BuildReport, GtRecord};
+use crate::data::records::{process_resumable, BuildReport, GtRecord, OnDone};
 use crate::data::candidates::Candidate;
 use crate::data::imageio::{fit_max_side, load_rgb, load_rgba, resize, Gray8, IGNORE};
 use crate::data::rng::{combine, Rng};
@@ -295,7 +295,7 @@ pub fn draw_gt(index: usize, photos: &[PathBuf], art: &ClipArt, candidates: &[Ca
 ///
 /// # Errors
 /// The first read, decode or write failure.
-pub fn synth(out: &Path, photos: &[PathBuf], art: &ClipArt, textures: &[Texture], candidates: &[Candidate], cfg: &SynthConfig) -> Result<BuildReport> {
+pub fn synth(out: &Path, photos: &[PathBuf], art: &ClipArt, textures: &[Texture], candidates: &[Candidate], cfg: &SynthConfig, on_done: OnDone) -> Result<BuildReport> {
     if photos.is_empty() {
         return Err(Error::Dataset { path: out.to_path_buf(), reason: "no background photos".into() });
     }
@@ -306,7 +306,7 @@ pub fn synth(out: &Path, photos: &[PathBuf], art: &ClipArt, textures: &[Texture]
     let path = out.join("classes.json");
     std::fs::write(&path, serde_json::Value::Array(classes).to_string()).map_err(|e| Error::io(&path, e))?;
     let indices: Vec<usize> = (0..cfg.count).collect();
-    process_resumable(out, &indices, "synth", &cfg.build, textures, |&k| format!("synth_{k:05}"), |&k| {
+    process_resumable(out, &indices, &cfg.build, textures, |&k| format!("synth_{k:05}"), |&k| {
         let id = format!("synth_{k:05}");
         let mut rec = GtRecord::new(&id, "");
         match draw_gt(k, photos, art, candidates, cfg)? {
@@ -321,7 +321,7 @@ pub fn synth(out: &Path, photos: &[PathBuf], art: &ClipArt, textures: &[Texture]
                 Ok((rec, None))
             }
         }
-    })
+    }, on_done)
 }
 
 /// Resizes a label map to an image's size (nearest), for callers that rescale GTs.
