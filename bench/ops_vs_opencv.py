@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Time csgis's local filters and L0 next to OpenCV's on one image, same thread count.
+"""Time csgis's local filters, L0 and FGS next to OpenCV's on one image, same thread count.
 
 Usage: bench/ops_vs_opencv.sh [THREADS] [SIDE]   (builds the Rust bench, then runs this)
        python3 bench/ops_vs_opencv.py --threads N --side S --rust-bench PATH
@@ -10,6 +10,9 @@ cv2.setNumThreads(N), csgis with RAYON_NUM_THREADS=N. Per operator the two sides
 turns (ROUNDS rounds of: csgis runs, then OpenCV runs), so a load change on a shared
 machine hits both; each figure is the minimum over all runs after warm-ups, the least
 disturbed estimate. ratio = csgis / OpenCV (below 1: csgis is faster).
+
+OpenCV's FGS needs an 8-bit guide: it gets the 8-bit image (made once, outside the timing)
+as guide and the float32 image as source; csgis rounds its guide to 8 bits inside the call.
 """
 
 import argparse
@@ -26,14 +29,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURE = "/work/shared/fixtures/images/structure_astronaut.png"
 ROUNDS = 2
 
-# op name (as the Rust bench prints it) -> (runs, OpenCV call on float32 HxWx3 input)
+# op name (as the Rust bench prints it) -> (runs, OpenCV call on float32 HxWx3 input x and
+# its 8-bit version x8)
 OPENCV = {
-    "box": (9, lambda x: cv2.boxFilter(x, -1, (17, 17), borderType=cv2.BORDER_REFLECT)),
-    "bilateral": (5, lambda x: cv2.bilateralFilter(x, -1, 0.1, 3.0)),
-    "guided": (5, lambda x: cv2.ximgproc.guidedFilter(x, x, 8, 0.04)),
-    "rgf": (3, lambda x: cv2.ximgproc.rollingGuidanceFilter(x, d=-1, sigmaColor=0.1, sigmaSpace=4.0, numOfIter=4)),
+    "box": (9, lambda x, x8: cv2.boxFilter(x, -1, (17, 17), borderType=cv2.BORDER_REFLECT)),
+    "bilateral": (5, lambda x, x8: cv2.bilateralFilter(x, -1, 0.1, 3.0)),
+    "guided": (5, lambda x, x8: cv2.ximgproc.guidedFilter(x, x, 8, 0.04)),
+    "rgf": (3, lambda x, x8: cv2.ximgproc.rollingGuidanceFilter(x, d=-1, sigmaColor=0.1, sigmaSpace=4.0, numOfIter=4)),
     # l0Smooth overwrites a float32 input in place: give it a copy (the copy is < 1 ms).
-    "l0": (3, lambda x: cv2.ximgproc.l0Smooth(x.copy(), None, 0.02, 2.0)),
+    "l0": (3, lambda x, x8: cv2.ximgproc.l0Smooth(x.copy(), None, 0.02, 2.0)),
+    "fgs": (9, lambda x, x8: cv2.ximgproc.fastGlobalSmootherFilter(x8, x, 10.0, 16.0, lambda_attenuation=0.25, num_iter=3)),
 }
 
 
@@ -66,6 +71,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "input.f32")
         x = make_input(args.side, path)
+        x8 = np.rint(x * 255.0).astype(np.uint8)
         env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads), CSGIS_BENCH_INPUT=f"{path},{args.side}", CSGIS_BENCH_JSON="1")
 
         def rust(op):
@@ -81,7 +87,7 @@ def main():
                     prev = best_rust.get(r["op"])
                     if prev is None or r["ms"] < prev["ms"]:
                         best_rust[r["op"]] = r
-                best_cv = min(best_cv, min_ms(runs, lambda: f(x)))
+                best_cv = min(best_cv, min_ms(runs, lambda: f(x, x8)))
             for name, r in best_rust.items():
                 rows.append((name, r, best_cv if name == op else None))
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# csgis's box, bilateral, guided, rolling guidance and L0 next to OpenCV's, one run.
+# csgis's box, bilateral, guided, rolling guidance, L0 and FGS next to OpenCV's, one run.
 #
 # Usage: bench/ops_vs_opencv.sh [THREADS] [SIDE]
 #   THREADS  threads for both sides (cv2.setNumThreads / RAYON_NUM_THREADS); default: all CPUs

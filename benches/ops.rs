@@ -1,4 +1,5 @@
-//! CPU benchmark of the local filters and L0 (box, bilateral, guided, rolling guidance, L0):
+//! CPU benchmark of the local filters, L0 and FGS (box, bilateral, guided, rolling guidance, L0,
+//! fast global smoother):
 //! milliseconds per image, median of a few runs.
 //!
 //! `bench/ops_vs_opencv.sh` runs this next to OpenCV on the same input and thread count and
@@ -19,8 +20,8 @@
 use std::time::Instant;
 
 use csgis::ops::{
-    bilateral_filter, box_filter, guided_filter, l0_smooth, rolling_guidance, BilateralParams, Border, GuidedParams,
-    L0Boundary, L0Params, Planes, RgfParams, RgfStart,
+    bilateral_filter, box_filter, fgs_smooth, guided_filter, l0_smooth, rolling_guidance, BilateralParams, Border,
+    FgsParams, GuidedParams, L0Boundary, L0Params, Planes, RgfParams, RgfStart,
 };
 
 /// Fewest milliseconds of `runs` timed calls of `f`, after one warm-up call.
@@ -111,5 +112,9 @@ fn main() {
     let lp = lp.with_boundary(L0Boundary::Periodic);
     if wanted("l0 (periodic)") {
         report("l0 (periodic)", "λ 0.02, κ 2", 3, time(3, || l0_smooth(&img, &lp)));
+    }
+    let fp = FgsParams::new(10.0, 16.0 / 255.0, 3, 0.25).expect("valid");
+    if wanted("fgs") {
+        report("fgs", "λ 10, σr 16/255, 3 iter, att. 0.25", 9, time(9, || fgs_smooth(&img, &fp)));
     }
 }

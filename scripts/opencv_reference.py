@@ -28,6 +28,10 @@ Operators and settings (OpenCV 5.0.0 / 4.x contrib, float32 input):
                 l0Smooth mixes replicated differences with a circular solve, which bends
                 images whose opposite borders differ; csgis defaults to Xu's version.
                 (l0Smooth also overwrites a float32 input in place: it gets a copy here.)
+  fgs           cv2.ximgproc.fastGlobalSmootherFilter(guide=crop, src=x, lambda=10,
+                sigma_color=16, lambda_attenuation=0.25, num_iter=3): the guide must be
+                8-bit, so it is the uint8 crop itself; the source is the float32 x, so the
+                output is not quantised (an 8-bit source gives an 8-bit output).
 """
 
 import argparse
@@ -51,6 +55,7 @@ GUIDED = dict(radius=5, eps=0.01)
 RGF = dict(sigma_s=4.0, sigma_r=SIGMA_R, iterations=4)
 L0_OPENCV = dict(lambda_=0.02, kappa=2.0)
 L0_XU = dict(lambda_=0.01, kappa=2.0)
+FGS = dict(lambda_=10.0, sigma_r=16.0 / 255.0, iterations=3, attenuation=0.25)
 
 
 def disc_gaussian(x, sigma_s):
@@ -86,7 +91,7 @@ def l0_xu(img, lambda_, kappa, beta_max=1e5):
     return s[:, :, 0] if img.ndim == 2 else s
 
 
-def run_all(x):
+def run_all(x, crop):
     out = {}
     out["bilateral"] = cv2.bilateralFilter(x, -1, BILATERAL["sigma_r"], BILATERAL["sigma_s"])
     out["guided"] = cv2.ximgproc.guidedFilter(x, x, GUIDED["radius"], GUIDED["eps"])
@@ -100,6 +105,9 @@ def run_all(x):
     # l0Smooth writes its last iterate into a float32 input (S shares src's buffer), so copy.
     out["l0_opencv"] = cv2.ximgproc.l0Smooth(x.copy(), None, L0_OPENCV["lambda_"], L0_OPENCV["kappa"])
     out["l0_xu"] = l0_xu(x, **L0_XU)
+    out["fgs"] = cv2.ximgproc.fastGlobalSmootherFilter(
+        crop, x, FGS["lambda_"], FGS["sigma_r"] * 255.0, lambda_attenuation=FGS["attenuation"], num_iter=FGS["iterations"]
+    )
     return out
 
 
@@ -133,7 +141,7 @@ def main():
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     cv2.setNumThreads(1)
-    params = {"bilateral": BILATERAL, "guided": GUIDED, "rgf": RGF, "l0_opencv": L0_OPENCV, "l0_xu": L0_XU}
+    params = {"bilateral": BILATERAL, "guided": GUIDED, "rgf": RGF, "l0_opencv": L0_OPENCV, "l0_xu": L0_XU, "fgs": FGS}
     for name, file, top, left, h, w in CROPS:
         img = cv2.imread(os.path.join(args.fixtures, file), cv2.IMREAD_UNCHANGED)
         if img.ndim == 3:
@@ -141,7 +149,7 @@ def main():
         crop = np.ascontiguousarray(img[top : top + h, left : left + w])
         x = crop.astype(np.float32) / np.float32(255.0)
         tensors = {"input": planar(crop)}
-        for op, y in run_all(x).items():
+        for op, y in run_all(x, crop).items():
             tensors[op] = planar(y).astype(np.float16)
         meta = {"source": file, "crop": f"{top},{left},{h},{w}", "opencv": cv2.__version__, "params": json.dumps(params)}
         path = os.path.normpath(os.path.join(args.out, name + "__opencv.safetensors"))

@@ -216,7 +216,7 @@ fn embedded_weights_smooth_without_flags() {
 fn classical_methods_share_the_batch_cli() {
     let env = TestEnv::new();
     env.write_rgb("a.png", 40, 30);
-    for m in ["bilateral", "guided", "rgf", "l0", "rtv", "wls", "ils", "sdf"] {
+    for m in ["bilateral", "guided", "rgf", "l0", "rtv", "wls", "ils", "sdf", "fgs"] {
         let o = env.run(&["smooth", "--method", m, "a.png", "-o", m], None);
         assert_exit(&o, 0);
         assert!(env.path(&format!("{m}/a.png")).exists(), "{m}");
@@ -224,6 +224,9 @@ fn classical_methods_share_the_batch_cli() {
     let o = env.run(&["smooth", "--method", "rtv", "--kappa", "2", "a.png", "-o", "x"], None);
     assert_exit(&o, 2);
     assert!(stderr(&o).contains("--kappa does not apply to --method rtv"), "{}", stderr(&o));
+    let o = env.run(&["smooth", "--method", "fgs", "--attenuation", "2", "a.png", "-o", "x"], None);
+    assert_exit(&o, 2);
+    assert!(stderr(&o).contains("attenuation"), "{}", stderr(&o));
 }
 
 #[test]

@@ -4,7 +4,8 @@
 //! `scripts/opencv_reference.py` (which documents every OpenCV call and parameter). Each
 //! holds the 8-bit crop (`input`, planar U8) and OpenCV's float32 outputs stored as F16.
 //! The comparison is PSNR (data range 1) away from a border of 2·radius pixels, where
-//! the border rules could legitimately differ; L0 is global and compared everywhere.
+//! the border rules could legitimately differ; L0 and FGS are global (FGS with OpenCV's own
+//! line ends) and compared everywhere.
 //!
 //! Run `cargo test --test ops_opencv -- --nocapture` to see the figures.
 
@@ -13,8 +14,8 @@ use std::path::PathBuf;
 
 use csgis::metrics::psnr;
 use csgis::ops::{
-    bilateral_filter, guided_filter, l0_smooth, rolling_guidance, BilateralParams, GuidedParams, L0Boundary, L0Params, Planes,
-    RgfParams, RgfStart,
+    bilateral_filter, fgs_smooth, guided_filter, l0_smooth, rolling_guidance, BilateralParams, FgsParams, GuidedParams,
+    L0Boundary, L0Params, Planes, RgfParams, RgfStart,
 };
 use safetensors::{Dtype, SafeTensors};
 
@@ -106,4 +107,11 @@ fn l0_opencv_boundary_matches_opencv() {
 fn l0_periodic_matches_xu_matlab_transcription() {
     let p = L0Params::new(0.01, 2.0).expect("valid");
     check("l0_xu", 0, 30.0, |x| l0_smooth(x, &p));
+}
+
+/// OpenCV ran with the 8-bit crop as guide and the float32 crop as source (float output).
+#[test]
+fn fgs_matches_opencv() {
+    let p = FgsParams::new(10.0, 16.0 / 255.0, 3, 0.25).expect("valid");
+    check("fgs", 0, 60.0, |x| fgs_smooth(x, &p));
 }

@@ -6,7 +6,9 @@
 use anyhow::bail;
 use clap::{Args, ValueEnum};
 
-use crate::ops::{self, BilateralParams, GuidedParams, IlsParams, L0Params, RgfParams, RtvParams, SdfParams, WlsParams};
+use crate::ops::{
+    self, BilateralParams, FgsParams, GuidedParams, IlsParams, L0Params, RgfParams, RtvParams, SdfParams, WlsParams,
+};
 
 /// The methods on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -29,6 +31,8 @@ pub enum MethodName {
     Ils,
     /// Static/dynamic filter (--lambda, --mu, --nu, --iterations).
     Sdf,
+    /// Fast global smoother (--lambda, --sigma-r, --iterations, --attenuation).
+    Fgs,
 }
 
 /// The method and its parameters.
@@ -40,7 +44,7 @@ pub struct MethodArgs {
     /// Spatial sigma in pixels (bilateral, rgf).
     #[arg(long, help_heading = "Classical operators")]
     pub sigma_s: Option<f32>,
-    /// Range sigma on the [0, 1] scale (bilateral, rgf; OpenCV's sigmaColor / 255 on 8-bit data).
+    /// Range sigma on the [0, 1] scale (bilateral, rgf, fgs; OpenCV's sigmaColor / 255 on 8-bit data).
     #[arg(long, help_heading = "Classical operators")]
     pub sigma_r: Option<f32>,
     /// Window radius in pixels (guided).
@@ -50,10 +54,10 @@ pub struct MethodArgs {
     /// Charbonnier epsilon (ils).
     #[arg(long, help_heading = "Classical operators")]
     pub eps: Option<f32>,
-    /// Iterations (rgf, rtv, ils, sdf).
+    /// Iterations (rgf, rtv, ils, sdf, fgs).
     #[arg(long, help_heading = "Classical operators")]
     pub iterations: Option<usize>,
-    /// Smoothness weight (l0, rtv, wls, ils, sdf).
+    /// Smoothness weight (l0, rtv, wls, ils, sdf, fgs; for fgs OpenCV's lambda).
     #[arg(long, help_heading = "Classical operators")]
     pub lambda: Option<f32>,
     /// β growth factor (l0).
@@ -74,6 +78,9 @@ pub struct MethodArgs {
     /// Welsch scale (sdf).
     #[arg(long, help_heading = "Classical operators")]
     pub nu: Option<f32>,
+    /// Factor on lambda from one iteration to the next, in (0, 1] (fgs).
+    #[arg(long, help_heading = "Classical operators")]
+    pub attenuation: Option<f32>,
 }
 
 impl MethodArgs {
@@ -95,6 +102,7 @@ impl MethodArgs {
             ("p", self.p.is_some()),
             ("mu", self.mu.is_some()),
             ("nu", self.nu.is_some()),
+            ("attenuation", self.attenuation.is_some()),
         ];
         let takes: &[&str] = match self.method {
             MethodName::Csgis => &[],
@@ -106,6 +114,7 @@ impl MethodArgs {
             MethodName::Wls => &["lambda", "alpha"],
             MethodName::Ils => &["lambda", "p", "eps", "iterations"],
             MethodName::Sdf => &["lambda", "mu", "nu", "iterations"],
+            MethodName::Fgs => &["lambda", "sigma-r", "iterations", "attenuation"],
         };
         if let Some((flag, _)) = given.iter().find(|(f, set)| *set && !takes.contains(f)) {
             let name = self.method.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
@@ -167,6 +176,16 @@ impl MethodArgs {
                     self.iterations.unwrap_or(d.iterations),
                 )?;
                 ops::Method::Sdf(p)
+            }
+            MethodName::Fgs => {
+                let d = FgsParams::default();
+                let p = FgsParams::new(
+                    self.lambda.unwrap_or(d.lambda),
+                    self.sigma_r.unwrap_or(d.sigma_r),
+                    self.iterations.unwrap_or(d.iterations),
+                    self.attenuation.unwrap_or(d.attenuation),
+                )?;
+                ops::Method::Fgs(p)
             }
         };
         Ok(Some(m))

@@ -2,8 +2,9 @@
 //! CLI, `eval --sweep` and the dataset builder can pass "an operator with its settings" around.
 
 use super::{
-    bilateral_filter, guided_filter, ils_smooth, l0_smooth, rolling_guidance, rtv_smooth, sdf_smooth, wls_smooth,
-    BilateralParams, GuidedParams, IlsParams, L0Params, Planes, RgfParams, RtvParams, SdfParams, WlsParams,
+    bilateral_filter, fgs_smooth, guided_filter, ils_smooth, l0_smooth, rolling_guidance, rtv_smooth, sdf_smooth,
+    wls_smooth, BilateralParams, FgsParams, GuidedParams, IlsParams, L0Params, Planes, RgfParams, RtvParams, SdfParams,
+    WlsParams,
 };
 
 /// A classical operator together with its parameters.
@@ -25,6 +26,8 @@ pub enum Method {
     Ils(IlsParams),
     /// Static/dynamic filter.
     Sdf(SdfParams),
+    /// Fast global smoother.
+    Fgs(FgsParams),
 }
 
 impl Method {
@@ -40,6 +43,7 @@ impl Method {
             Self::Wls(p) => wls_smooth(img, p),
             Self::Ils(p) => ils_smooth(img, p),
             Self::Sdf(p) => sdf_smooth(img, p),
+            Self::Fgs(p) => fgs_smooth(img, p),
         }
     }
 
@@ -55,6 +59,7 @@ impl Method {
             Self::Wls(_) => "wls",
             Self::Ils(_) => "ils",
             Self::Sdf(_) => "sdf",
+            Self::Fgs(_) => "fgs",
         }
     }
 
@@ -70,6 +75,10 @@ impl Method {
             Self::Wls(p) => format!("lambda={} alpha={}", p.lambda, p.alpha),
             Self::Ils(p) => format!("lambda={} p={} eps={} iterations={}", p.lambda, p.p, p.eps, p.iterations),
             Self::Sdf(p) => format!("lambda={} mu={} nu={} iterations={}", p.lambda, p.mu, p.nu, p.iterations),
+            Self::Fgs(p) => format!(
+                "lambda={} sigma_r={} iterations={} attenuation={}",
+                p.lambda, p.sigma_r, p.iterations, p.attenuation
+            ),
         }
     }
 
@@ -94,6 +103,10 @@ impl Method {
             Self::Wls(_) => grid2(&[0.35, 1.0, 2.0, 4.0], &[1.2, 1.8], |l, a| Self::Wls(WlsParams { lambda: l, alpha: a })),
             Self::Ils(p) => [0.3, 1.0, 3.0, 10.0].iter().map(|&l| Self::Ils(IlsParams { lambda: l, ..*p })).collect(),
             Self::Sdf(p) => grid2(&[1.0, 3.0, 10.0], &[25.0, 50.0, 100.0], |l, m| Self::Sdf(SdfParams { lambda: l, mu: m, ..*p })),
+            // A decade apart in λ (10 barely touches texture, 1000 flattens most of it).
+            Self::Fgs(p) => grid2(&[10.0, 100.0, 1000.0], &[0.03, 0.06, 0.12], |l, s| {
+                Self::Fgs(FgsParams { lambda: l, sigma_r: s, ..*p })
+            }),
         }
     }
 }

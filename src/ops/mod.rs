@@ -11,6 +11,7 @@
 //! | guided filter | [`guided_filter`] | `cv::ximgproc::guidedFilter` |
 //! | rolling guidance | [`rolling_guidance`] | `cv::ximgproc::rollingGuidanceFilter`, Zhang's MATLAB |
 //! | L0 gradient minimisation | [`l0_smooth`] | Xu's MATLAB `L0Smoothing.m`, `cv::ximgproc::l0Smooth` |
+//! | fast global smoother | [`fgs_smooth`], [`joint_fgs_smooth`] | `cv::ximgproc::fastGlobalSmootherFilter` |
 //!
 //! Border rules follow OpenCV's names ([`Border`]).
 
@@ -35,8 +36,9 @@ pub use guided::{guided_filter, GuidedParams};
 pub use l0::{l0_smooth, L0Boundary, L0Params};
 pub use rgf::{rolling_guidance, RgfParams, RgfStart};
 
-// Gaussian, Sobel and the sparse-solver operators (RTV, WLS, SDF) and ILS.
+// Gaussian, Sobel and the sparse-solver operators (RTV, WLS, SDF), ILS and FGS.
 mod fft2;
+mod fgs;
 mod gaussian;
 mod ils;
 mod rtv;
@@ -45,6 +47,7 @@ mod sobel;
 mod sparse;
 mod wls;
 
+pub use fgs::{fgs_smooth, joint_fgs_smooth, FgsParams};
 pub use gaussian::{gaussian_blur, gaussian_kernel_1d, GaussianParams};
 pub use ils::{ils_smooth, IlsParams};
 pub use rtv::{rtv_smooth, RtvParams};
