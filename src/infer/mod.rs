@@ -15,12 +15,6 @@ pub use tile::{feather_weight, tile_grid, Tile};
 /// Width of the feathered band on each side of a tile seam, in pixels.
 pub const FEATHER: usize = 8;
 
-/// Resident bytes per processed pixel per feature channel during a forward pass in f32 on the
-/// CPU with candle 0.11.1. Measured peaks (`/usr/bin/time -f %M`, 422×422, untiled): 485 for
-/// C = 8, N = 1 and 510 for C = 64, N = 2, i.e. about 125 f32 maps of C channels alive at the
-/// peak, far more than the ~10 the network needs; rounded up. (Why candle keeps so much alive
-/// is not yet understood; see bench/RESULTS.md.)
-pub const BYTES_PER_PIXEL_PER_CHANNEL: usize = 520;
 
 /// How images are cut for inference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +86,7 @@ impl Smoother {
             Tiling::Off => None,
             Tiling::Fixed(t) => (t < w.max(h)).then_some((t, self.context)),
             Tiling::Auto { budget } => {
-                let per_pixel = BYTES_PER_PIXEL_PER_CHANNEL * self.net.arch().memory_channels();
+                let per_pixel = self.net.arch().inference_bytes_per_pixel();
                 let max_pixels = (budget / per_pixel).max(1);
                 if w * h <= max_pixels {
                     return None;

@@ -63,12 +63,15 @@ impl Arch {
         }
     }
 
-    /// Feature channels alive per full-resolution pixel, for memory budgets.
+    /// Resident bytes per processed pixel of a forward pass in f32 on the CPU, for `--tile
+    /// auto`. CSGIS-Net: [`CSGIS_BYTES_PER_PIXEL_PER_CHANNEL`] × C. csgis-lite: measured peak
+    /// 569 MB for an untiled 1024² image with the shipped widths (`/usr/bin/time -f %M`), i.e.
+    /// 543 B per pixel, scaled by the full-resolution width and rounded up.
     #[must_use]
-    pub fn memory_channels(&self) -> usize {
+    pub fn inference_bytes_per_pixel(&self) -> usize {
         match self {
-            Self::Csgis(c) => c.channels,
-            Self::Lite(c) => c.full_res_channels(),
+            Self::Csgis(c) => CSGIS_BYTES_PER_PIXEL_PER_CHANNEL * c.channels,
+            Self::Lite(c) => 600 * c.full_res_channels() / LiteConfig::default().full_res_channels(),
         }
     }
 
@@ -106,6 +109,12 @@ impl Arch {
         }
     }
 }
+
+/// Resident bytes per processed pixel per feature channel during a CSGIS-Net forward pass in
+/// f32 on the CPU with candle 0.11.1. Measured peaks (`/usr/bin/time -f %M`, 422×422,
+/// untiled): 485 for C = 8, N = 1 and 510 for C = 64, N = 2, i.e. about 125 f32 maps of C
+/// channels alive at the peak, far more than the ~10 the network needs; rounded up.
+pub const CSGIS_BYTES_PER_PIXEL_PER_CHANNEL: usize = 520;
 
 /// A network of either family.
 #[derive(Debug, Clone)]
