@@ -6,6 +6,7 @@
 # SUBSET_SWEEP (default: the slow iterative ones) are swept on every SUBSET-th pair (default 3)
 # and their best setting is then scored on the whole split; the others are swept on all pairs.
 # Finally, for the first model, the number of images where it scores below the input.
+# SPLITS (default "photo cartoon") and METHODS (default: all nine) narrow the run.
 #
 #   scripts/heldout_table.sh CSGIS_BIN HELDOUT_DIR NAME=WEIGHTS [NAME=WEIGHTS ...]
 set -euo pipefail
@@ -18,7 +19,7 @@ summary() { python3 -c 'import json,sys; d=json.loads(sys.stdin.read().splitline
 # "lambda=0.01 sigma_s=3" -> "--lambda 0.01 --sigma-s 3"
 flags_of() { python3 -c 'import json,sys; d=json.loads(sys.stdin.read().splitlines()[-1]); m=d["method"].split()
 print(" ".join("--%s %s" % tuple(kv.replace("_", "-").split("=", 1)) for kv in m[1:] if "=" in kv))'; }
-for split in photo cartoon; do
+for split in ${SPLITS:-photo cartoon}; do
   D=$HO/$split
   n=$(ls "$D/input" | wc -l)
   echo; echo "### $split ($n pairs)"; echo
