@@ -136,6 +136,10 @@ impl Engine for ClassicalEngine {
 const PRELIMINARY_FULL_NOTE: &str = "the embedded CSGIS-Net is a preliminary one (N = 3, C = 16, about an hour of CPU \
      training); it removes texture but can tint large flat areas. See weights/README.md; pass --weights for another model";
 
+/// Said whenever the embedded csgis-lite runs, until a checkpoint beats the classical operators.
+const EARLY_LITE_NOTE: &str = "the embedded csgis-lite is an early checkpoint of its training campaign and does not yet \
+     beat the best classical operators on the held-out set (weights/README.md); --method rtv or fgs may do better";
+
 /// The engine for a classical method, or the network (from `weights` or an embedded model).
 fn build_engine(
     method: Option<crate::ops::Method>,
@@ -201,8 +205,9 @@ fn run_smooth(args: &SmoothArgs, quiet: bool) -> anyhow::Result<Status> {
         Some(TileArg::Auto) => Tiling::Auto { budget: auto_budget() },
     };
     let engine = build_engine(method, args.weights.as_ref(), args.model, &device, dtype, tiling, args.tile_overlap)?;
-    if method.is_none() && args.weights.is_none() && args.model == ModelArg::Full && !quiet {
-        eprintln!("csgis: note: {PRELIMINARY_FULL_NOTE}");
+    if method.is_none() && args.weights.is_none() && !quiet {
+        let note = if args.model == ModelArg::Full { PRELIMINARY_FULL_NOTE } else { EARLY_LITE_NOTE };
+        eprintln!("csgis: note: {note}");
     }
     let opts = BatchOptions {
         existing: if args.overwrite {
