@@ -163,15 +163,14 @@ fn load_model(weights: Option<&PathBuf>, model: ModelArg, device: &candle_core::
         let bytes = std::fs::read(path).with_context(|| format!("reading weights {}", path.display()))?;
         return Ok(load_weights(&bytes, path, device, dtype)?);
     }
-    let (embedded, name, what) = match model {
-        ModelArg::Lite => (crate::model::EMBEDDED_LITE, "<embedded lite>", "weights/lite.safetensors"),
-        ModelArg::Full => (crate::model::EMBEDDED_WEIGHTS, "<embedded full>", "weights/csgis.safetensors"),
+    let (embedded, flag, what) = match model {
+        ModelArg::Lite => (crate::model::EMBEDDED_LITE, "lite", "weights/lite.safetensors"),
+        ModelArg::Full => (crate::model::EMBEDDED_WEIGHTS, "full", "weights/csgis.safetensors"),
     };
     match embedded {
-        Some(bytes) => Ok(load_weights(bytes, std::path::Path::new(name), device, dtype)?),
+        Some(bytes) => Ok(load_weights(bytes, std::path::Path::new(&format!("<embedded {flag}>")), device, dtype)?),
         None => anyhow::bail!(
-            "this csgis has no embedded --model {} ({what} was absent when it was built): pass --weights PATH",
-            if model == ModelArg::Lite { "lite" } else { "full" }
+            "this csgis has no embedded --model {flag} ({what} was absent when it was built): pass --weights PATH"
         ),
     }
 }

@@ -207,8 +207,7 @@ pub struct SegArgs {
 }
 
 fn train_pairs(data: &[PathBuf], per_gt: bool) -> anyhow::Result<usize> {
-    let entries = crate::train::loader::split_entries_of(data, crate::data::Split::Train)?;
-    Ok(if per_gt { crate::train::loader::unique_gts(&entries).len() } else { entries.len() })
+    Ok(crate::train::loader::run_entries(data, crate::data::Split::Train, per_gt)?.len())
 }
 
 /// The run configuration from the flags alone (defaults where a flag is absent).

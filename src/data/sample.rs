@@ -103,8 +103,14 @@ pub fn sample_seed(seed: u64, epoch: u64, index: u64) -> u64 {
 /// # Errors
 /// Decoding errors, or [`Error::Dataset`] when the sizes differ.
 pub fn load_fields(entry: &Entry) -> Result<Fields> {
+    load_fields_from(entry, true)
+}
+
+/// [`load_fields`]; without `read_input` the precomputed input is not decoded and `input` is a
+/// copy of the GT (sample-time blending makes its own).
+fn load_fields_from(entry: &Entry, read_input: bool) -> Result<Fields> {
     let gt = load_rgb(&entry.gt)?;
-    let input = load_rgb(&entry.input)?;
+    let input = if read_input { load_rgb(&entry.input)? } else { gt.clone() };
     let negative = load_rgb(&entry.oversmoothed)?;
     let edge = load_gray8(&entry.edge)?;
     let label = entry.label.as_deref().map(load_label).transpose()?;
@@ -135,12 +141,7 @@ pub fn sample(entry: &Entry, cfg: &SampleConfig, seed: u64) -> Result<Sample> {
 /// # Errors
 /// As [`sample`].
 pub fn sample_with(entry: &Entry, cfg: &SampleConfig, textures: Option<(&TexturePool, &TextureDrawConfig)>, seed: u64) -> Result<Sample> {
-    let fields = if textures.is_some() {
-        let gt_only = Entry { input: entry.gt.clone(), ..entry.clone() };
-        load_fields(&gt_only)?
-    } else {
-        load_fields(entry)?
-    };
+    let fields = load_fields_from(entry, textures.is_none())?;
     if fields.gt.h < cfg.crop || fields.gt.w < cfg.crop {
         return Err(Error::Dataset {
             path: entry.gt.clone(),

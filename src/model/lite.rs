@@ -242,20 +242,6 @@ mod tests {
     use super::*;
     use candle_nn::VarMap;
 
-    fn untrained(cfg: &LiteConfig) -> Result<(VarMap, LiteNet)> {
-        let varmap = VarMap::new();
-        let net = LiteNet::new(cfg, VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu))?;
-        let data = varmap.data().lock().expect("lock");
-        for key in LiteNet::ZERO_INIT {
-            for p in ["weight", "bias"] {
-                let v = &data[&format!("{key}.{p}")];
-                v.set(&v.zeros_like()?)?;
-            }
-        }
-        drop(data);
-        Ok((varmap, net))
-    }
-
     #[test]
     fn shipped_size_is_under_forty_thousand_macs_and_sees_far() {
         let cfg = LiteConfig::default();
@@ -265,9 +251,12 @@ mod tests {
     }
 
     #[test]
-    fn untrained_network_returns_its_input_exactly_at_any_size() -> Result<()> {
-        let cfg = LiteConfig { widths: [4, 6, 8, 10] };
-        let (_vm, net) = untrained(&cfg)?;
+    fn untrained_network_returns_its_input_exactly_at_any_size() -> crate::Result<()> {
+        // The trainer's initialisation: PyTorch's defaults, then the ZERO_INIT heads at zero.
+        let arch = crate::model::Arch::Lite(LiteConfig { widths: [4, 6, 8, 10] });
+        let (_vm, crate::model::Network::Lite(net)) = crate::train::trainer::new_network(&arch, 3, &Device::Cpu)? else {
+            unreachable!("a lite arch builds a lite network")
+        };
         for (h, w) in [(16, 16), (13, 21), (1, 5)] {
             let x = Tensor::rand(0f32, 1f32, (2, 3, h, w), &Device::Cpu)?;
             let out = net.forward_t(&x, true)?;

@@ -65,6 +65,16 @@ pub fn unique_gts(entries: &[Entry]) -> Vec<Entry> {
     entries.iter().filter(|e| seen.insert(e.gt.clone())).cloned().collect()
 }
 
+/// What a run draws from in one split: one entry per GT when textures are blended at sample
+/// time (`per_gt`), else every precomputed pair.
+///
+/// # Errors
+/// As [`split_entries_of`].
+pub fn run_entries(data: &[PathBuf], split: Split, per_gt: bool) -> Result<Vec<Entry>> {
+    let entries = split_entries_of(data, split)?;
+    Ok(if per_gt { unique_gts(&entries) } else { entries })
+}
+
 /// Textures blended at sample time, shared by the loader threads.
 pub type Textures = Option<Arc<(TexturePool, TextureDrawConfig)>>;
 

@@ -20,7 +20,7 @@ use super::checkpoint::{load_checkpoint, save_checkpoint, save_weights, RunState
 use super::config::TrainConfig;
 use super::deeplab::{imagenet_normalize, DeepLabConfig, DeepLabV3Plus};
 use super::init::seeded_pytorch_init;
-use super::loader::{prefetch, split_entries_of, to_batch, unique_gts, validation_samples, Batch, Textures};
+use super::loader::{prefetch, run_entries, to_batch, validation_samples, Batch, Textures};
 use super::losses::{
     contrastive_loss, dtv_loss, edge_loss, recon_loss_pair, seg_loss, ContrastConfig, LossTerms, LossWeights,
     ReconConfig,
@@ -139,9 +139,10 @@ fn log_line(log: &mut File, value: &serde_json::Value) -> Result<()> {
 /// The training and validation entries of `cfg`'s datasets: one per GT when textures are
 /// blended at sample time, else every precomputed pair.
 fn entries_of(cfg: &TrainConfig) -> Result<(Vec<crate::data::Entry>, Vec<crate::data::Entry>)> {
-    let train = split_entries_of(&cfg.data, Split::Train)?;
-    let val = split_entries_of(&cfg.data, Split::Val).unwrap_or_else(|_| train.clone());
-    Ok(if cfg.textures.is_some() { (unique_gts(&train), unique_gts(&val)) } else { (train, val) })
+    let per_gt = cfg.textures.is_some();
+    let train = run_entries(&cfg.data, Split::Train, per_gt)?;
+    let val = run_entries(&cfg.data, Split::Val, per_gt).unwrap_or_else(|_| train.clone());
+    Ok((train, val))
 }
 
 /// The texture pool of sample-time blending, when `cfg.textures` names one.
