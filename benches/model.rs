@@ -1,10 +1,12 @@
-//! CPU inference benchmark: milliseconds per image at 256² and 512² for N = 12 (C = 64), and
-//! peak resident memory of `csgis smooth --tile auto` on a 24-megapixel image.
+//! CPU inference benchmark: milliseconds per image at 256² and 512² for N = 12 (C = 64), at
+//! 1024² for csgis-lite (widths 16/32/64/128), and peak resident memory of
+//! `csgis smooth --tile auto` on a 24-megapixel image.
 //!
 //! Run with `cargo bench --bench model` (release profile). Prints a Markdown table. Timing
 //! does not depend on the weights' values, so the network is randomly initialised.
 //! Set `CSGIS_BENCH_24MP_SECONDS` to bound the 24 MP run (default 240 s; the peak is reached
-//! on the first tile, since every tile has the same size).
+//! on the first tile, since every tile has the same size); `CSGIS_BENCH_SKIP_24MP=1` leaves that
+//! run out. `bench/side_by_side.sh` parses the tables; keep their columns.
 
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -12,20 +14,20 @@ use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use csgis::model::{CsgisNet, NetConfig};
+use csgis::model::{CsgisNet, LiteConfig, LiteNet, NetConfig, NetOutput};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
 }
 
-fn time_forward(net: &CsgisNet, side: usize, repeats: usize) -> f64 {
+fn time_forward(forward: impl Fn(&Tensor) -> NetOutput, side: usize, repeats: usize) -> f64 {
     let x = Tensor::rand(0f32, 1f32, (1, 3, side, side), &Device::Cpu).expect("input");
-    net.forward_t(&x, false).expect("warm-up");
+    forward(&x);
     let times = (0..repeats)
         .map(|_| {
             let t = Instant::now();
-            let out = net.forward_t(&x, false).expect("forward");
+            let out = forward(&x);
             let _ = out.s1.sum_all().and_then(|s| s.to_scalar::<f32>());
             t.elapsed().as_secs_f64() * 1e3
         })
@@ -70,11 +72,28 @@ fn main() {
     println!("| size | ms / image (median of 3 at 256², 2 at 512²; 1 warm-up) | GMAC/s |");
     println!("|---|---|---|");
     for side in [256, 512] {
-        let ms = time_forward(&net, side, if side > 256 { 2 } else { 3 });
+        let ms = time_forward(|x| net.forward_t(x, false).expect("forward"), side, if side > 256 { 2 } else { 3 });
         let gmacs = (cfg.macs_per_pixel() * side * side) as f64 / 1e9 / (ms / 1e3);
         println!("| {side}² | {ms:.0} | {gmacs:.1} |");
     }
 
+
+    let lite_cfg = LiteConfig::default();
+    let lite_map = VarMap::new();
+    let lite = LiteNet::new(&lite_cfg, VarBuilder::from_varmap(&lite_map, DType::F32, &Device::Cpu)).expect("build lite");
+    let [w0, w1, w2, w3] = lite_cfg.widths;
+    println!("\n# csgis-lite CPU inference, widths {w0}/{w1}/{w2}/{w3}, {threads} threads, f32\n");
+    println!("| size | ms / image (median of 3; 1 warm-up) | GMAC/s |");
+    println!("|---|---|---|");
+    for side in [1024] {
+        let ms = time_forward(|x| lite.forward_t(x, false).expect("forward"), side, 3);
+        let gmacs = (lite_cfg.macs_per_pixel() * side * side) as f64 / 1e9 / (ms / 1e3);
+        println!("| {side}² | {ms:.0} | {gmacs:.1} |");
+    }
+
+    if std::env::var("CSGIS_BENCH_SKIP_24MP").is_ok_and(|v| !v.is_empty() && v != "0") {
+        return;
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let weights = dir.path().join("n12.safetensors");
     varmap.save(&weights).expect("save weights");

@@ -2,7 +2,11 @@
 //! edge + reconstruction + DTV terms on S0 and S1, backward, Adam) for the tiny, the shipped
 //! preliminary and the full network, at the trainer's default batch 8 of 128² and at the
 //! preliminary model's batch 4 of 64² (the full network only at the latter: a 128² batch of 8
-//! takes minutes a step on two cores).
+//! takes minutes a step on two cores), and csgis-lite (widths 16/32/64/128) at the lite
+//! campaign's batch 12 of 96².
+//!
+//! `CSGIS_BENCH_SKIP_FULL=1` leaves out the full network (its row takes the longest).
+//! `bench/side_by_side.sh` parses this table; keep its columns.
 //!
 //! Run with `cargo bench --bench train_step`. Prints a Markdown table (median of 3 steps after
 //! one warm-up). Random images: the speed does not depend on the pixels. The contrastive and
@@ -13,14 +17,41 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use csgis::model::{CsgisNet, NetConfig};
+use csgis::model::{CsgisNet, LiteConfig, LiteNet, NetConfig, NetOutput};
 use csgis::train::losses::{dtv_loss, edge_loss, recon_loss_pair, ReconConfig};
 use csgis::train::optim::{Adam, AdamConfig};
 
-fn step_seconds(cfg: NetConfig, batch: usize, crop: usize) -> Result<f64> {
+/// The networks this bench trains.
+#[derive(Clone, Copy)]
+enum Net {
+    Csgis(NetConfig),
+    Lite(LiteConfig),
+}
+
+enum Built {
+    Csgis(CsgisNet),
+    Lite(LiteNet),
+}
+
+impl Built {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Result<NetOutput> {
+        match self {
+            Self::Csgis(n) => n.forward_t(xs, train),
+            Self::Lite(n) => n.forward_t(xs, train),
+        }
+    }
+}
+
+fn step_seconds(arch: Net, batch: usize, crop: usize) -> Result<f64> {
     let dev = Device::Cpu;
     let varmap = VarMap::new();
-    let net = CsgisNet::new(&cfg, VarBuilder::from_varmap(&varmap, DType::F32, &dev))?;
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
+    // Random (PyTorch-default) weights everywhere; the lite heads' zero start does not
+    // change the work of a step.
+    let net = match arch {
+        Net::Csgis(cfg) => Built::Csgis(CsgisNet::new(&cfg, vb)?),
+        Net::Lite(cfg) => Built::Lite(LiteNet::new(&cfg, vb)?),
+    };
     let mut adam = Adam::from_varmap(&varmap, AdamConfig::default())?;
     let input = Tensor::rand(0f32, 1f32, (batch, 3, crop, crop), &dev)?;
     let gt = Tensor::rand(0f32, 1f32, (batch, 3, crop, crop), &dev)?;
@@ -44,16 +75,23 @@ fn main() -> Result<()> {
     println!("# csgis training step on the CPU, {} threads, f32\n", candle_core::utils::get_num_threads());
     println!("| network | batch × crop | s / step | steps / s |");
     println!("|---|---|---|---|");
-    let configs = [
-        ("tiny (N 1, C 8)", NetConfig::TINY),
-        ("preliminary (N 3, C 16)", NetConfig { blocks: 3, channels: 16 }),
-        ("full (N 12, C 64)", NetConfig::CSGIS),
+    let skip_full = std::env::var("CSGIS_BENCH_SKIP_FULL").is_ok_and(|v| !v.is_empty() && v != "0");
+    let lite = LiteConfig::default();
+    let [w0, w1, w2, w3] = lite.widths;
+    let lite_name = format!("lite ({w0}, {w1}, {w2}, {w3})");
+    let configs: Vec<(String, Net, &[(usize, usize)])> = vec![
+        ("tiny (N 1, C 8)".into(), Net::Csgis(NetConfig::TINY), &[(4, 64), (8, 128)]),
+        ("preliminary (N 3, C 16)".into(), Net::Csgis(NetConfig { blocks: 3, channels: 16 }), &[(4, 64), (8, 128)]),
+        ("full (N 12, C 64)".into(), Net::Csgis(NetConfig::CSGIS), &[(4, 64)]),
+        (lite_name, Net::Lite(lite), &[(12, 96)]),
     ];
-    for (name, cfg) in configs {
-        let shapes: &[(usize, usize)] = if cfg == NetConfig::CSGIS { &[(4, 64)] } else { &[(4, 64), (8, 128)] };
+    for (name, arch, shapes) in configs {
+        if skip_full && matches!(arch, Net::Csgis(c) if c == NetConfig::CSGIS) {
+            continue;
+        }
         for &(batch, crop) in shapes {
-            let s = step_seconds(cfg, batch, crop)?;
-            println!("| {name} | {batch} × {crop}² | {s:.2} | {:.3} |", 1.0 / s);
+            let s = step_seconds(arch, batch, crop)?;
+            println!("| {name} | {batch} × {crop}² | {s:.3} | {:.3} |", 1.0 / s);
         }
     }
     Ok(())
