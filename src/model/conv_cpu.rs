@@ -60,17 +60,32 @@ pub struct Conv3x3KernelGrad {
 
 /// Sizes of one convolution.
 #[derive(Debug, Clone, Copy)]
-struct Geometry {
-    n: usize,
-    c_in: usize,
-    c_out: usize,
-    h: usize,
-    w: usize,
-    dilation: usize,
+pub(super) struct Geometry {
+    pub(super) n: usize,
+    pub(super) c_in: usize,
+    pub(super) c_out: usize,
+    pub(super) h: usize,
+    pub(super) w: usize,
+    pub(super) dilation: usize,
+}
+
+/// What the forward does to each output after the product: add a per-channel bias, then
+/// optionally clamp at zero. Done band by band while the band is still in cache.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Epilogue<'a, T> {
+    /// One value per output channel, or none.
+    pub(super) bias: Option<&'a [T]>,
+    /// Apply a ReLU after the bias.
+    pub(super) relu: bool,
+}
+
+impl<T> Epilogue<'_, T> {
+    /// The plain convolution: nothing after the product.
+    pub(super) const NONE: Self = Self { bias: None, relu: false };
 }
 
 impl Geometry {
-    fn hw(&self) -> usize {
+    pub(super) fn hw(&self) -> usize {
         self.h * self.w
     }
 
@@ -87,14 +102,14 @@ impl Geometry {
     }
 }
 
-fn dims4(layout: &Layout, what: &str) -> Result<(usize, usize, usize, usize)> {
+pub(super) fn dims4(layout: &Layout, what: &str) -> Result<(usize, usize, usize, usize)> {
     match layout.shape().dims() {
         &[a, b, c, d] => Ok((a, b, c, d)),
         d => candle_core::bail!("conv3x3: {what} must be 4-D, got {d:?}"),
     }
 }
 
-fn contiguous<'a, T: WithDType>(
+pub(super) fn contiguous<'a, T: WithDType>(
     storage: &'a CpuStorage,
     layout: &Layout,
     what: &str,
@@ -150,8 +165,8 @@ fn band_columns<T: WithDType>(x: &[T], g: &Geometry, (img, y0, rows): (usize, us
     p
 }
 
-/// y = conv(x, w): `x` (n, c_in, h, w), `weight` (c_out, c_in·9) → (n, c_out, h, w).
-fn forward<T: WithDType>(x: &[T], weight: &[T], g: &Geometry) -> Vec<T> {
+/// y = epilogue(conv(x, w)): `x` (n, c_in, h, w), `weight` (c_out, c_in·9) → (n, c_out, h, w).
+pub(super) fn forward<T: WithDType>(x: &[T], weight: &[T], g: &Geometry, epilogue: Epilogue<'_, T>) -> Vec<T> {
     let hw = g.hw();
     let k = 9 * g.c_in;
     let mut out = vec![T::zero(); g.n * g.c_out * hw];
@@ -162,9 +177,24 @@ fn forward<T: WithDType>(x: &[T], weight: &[T], g: &Geometry) -> Vec<T> {
         let lhs = MatRef { data: weight, rows: g.c_out, cols: k, row_stride: k, col_stride: 1 };
         let rhs = MatRef { data: col, rows: k, cols: p, row_stride: p, col_stride: 1 };
         let (img, y0, _) = band;
-        gemm_into(&out_mat, img * g.c_out * hw + y0 * g.w, hw, lhs, rhs, false);
+        let offset = img * g.c_out * hw + y0 * g.w;
+        gemm_into(&out_mat, offset, hw, lhs, rhs, false);
+        if epilogue.bias.is_some() || epilogue.relu {
+            out_mat.for_each_row(offset, hw, g.c_out, p, |co, row| apply_epilogue(row, co, epilogue));
+        }
     });
     out
+}
+
+/// `row = relu?(row + bias[channel])` in place.
+fn apply_epilogue<T: WithDType>(row: &mut [T], channel: usize, epilogue: Epilogue<'_, T>) {
+    let zero = T::zero();
+    match (epilogue.bias, epilogue.relu) {
+        (Some(b), true) => row.iter_mut().for_each(|v| *v = if *v + b[channel] > zero { *v + b[channel] } else { zero }),
+        (Some(b), false) => row.iter_mut().for_each(|v| *v += b[channel]),
+        (None, true) => row.iter_mut().for_each(|v| *v = if *v > zero { *v } else { zero }),
+        (None, false) => {}
+    }
 }
 
 /// dW = Σ_bands dy_band · col_bandᵀ: `x` (n, c_in, h, w), `dy` (n, c_out, h, w) → (c_out, c_in·9).
@@ -172,7 +202,7 @@ fn forward<T: WithDType>(x: &[T], weight: &[T], g: &Geometry) -> Vec<T> {
 /// Each band's product goes to its own buffer and the buffers are summed in band order, so the
 /// result does not depend on how rayon schedules the bands (a resumed training run must repeat
 /// the same losses bit for bit).
-fn kernel_grad<T: WithDType>(x: &[T], dy: &[T], g: &Geometry) -> Vec<T> {
+pub(super) fn kernel_grad<T: WithDType>(x: &[T], dy: &[T], g: &Geometry) -> Vec<T> {
     let hw = g.hw();
     let k = 9 * g.c_in;
     let partials: Vec<Vec<T>> = g
@@ -210,7 +240,7 @@ enum Compute {
 impl Compute {
     fn run<T: WithDType>(self, a: &[T], b: &[T], g: &Geometry) -> Vec<T> {
         match self {
-            Self::Forward => forward(a, b, g),
+            Self::Forward => forward(a, b, g, Epilogue::NONE),
             Self::KernelGrad => kernel_grad(a, b, g),
         }
     }

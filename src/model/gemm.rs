@@ -60,6 +60,27 @@ impl<'a, T> MatMut<'a, T> {
             _borrow: PhantomData,
         }
     }
+
+    /// Calls `f(r, row)` for the `rows` rows of `cols` elements that start at `offset` and lie
+    /// `row_stride` apart. Like [`gemm_into`], callers on different threads must touch disjoint
+    /// regions.
+    ///
+    /// # Panics
+    /// When the region reaches past the storage (checked before any call).
+    pub fn for_each_row(&self, offset: usize, row_stride: usize, rows: usize, cols: usize, mut f: impl FnMut(usize, &mut [T])) {
+        if rows == 0 || cols == 0 {
+            return;
+        }
+        let last = offset + (rows - 1) * row_stride + (cols - 1);
+        assert!(last < self.len, "row view reaches {last}, storage has {}", self.len);
+        assert!(rows == 1 || cols <= row_stride, "rows of {cols} overlap at stride {row_stride}");
+        for r in 0..rows {
+            // SAFETY: in bounds (checked above); disjoint from other threads' regions by the
+            // caller's contract, and the rows of one call do not overlap when cols ≤ row_stride.
+            let row = unsafe { std::slice::from_raw_parts_mut(self.ptr.add(offset + r * row_stride), cols) };
+            f(r, row);
+        }
+    }
 }
 
 /// `dst[offset + r·dst_row_stride + c] (+)= Σ_k lhs[r, k] · rhs[k, c]` for `r < lhs.rows`,

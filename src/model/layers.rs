@@ -4,12 +4,12 @@
 use candle_core::{DType, Device, Module, ModuleT, Result, Tensor};
 use candle_nn::{BatchNorm, BatchNormConfig, Init, VarBuilder};
 
-use super::conv_cpu::conv3x3_same;
+use super::conv_fused::conv3x3_bias;
 
 /// A 3×3 convolution with bias, stride 1 and "same" padding (padding = dilation).
 ///
-/// On the CPU it runs [`conv3x3_same`]'s fast path (forward and backward); elsewhere candle's
-/// `conv2d`.
+/// On the CPU it runs [`conv3x3_bias`]'s fused path (forward and backward); elsewhere candle's
+/// `conv2d` and a broadcast add.
 #[derive(Debug, Clone)]
 pub struct Conv3x3 {
     weight: Tensor,
@@ -57,9 +57,16 @@ impl Conv3x3 {
     }
 }
 
+impl Conv3x3 {
+    /// `relu(conv(x) + b)` in one op.
+    pub fn forward_relu(&self, xs: &Tensor) -> Result<Tensor> {
+        conv3x3_bias(xs, &self.weight, &self.bias, self.dilation, true)
+    }
+}
+
 impl Module for Conv3x3 {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        conv3x3_same(xs, &self.weight, self.dilation)?.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)
+        conv3x3_bias(xs, &self.weight, &self.bias, self.dilation, false)
     }
 }
 
@@ -142,6 +149,9 @@ impl ConvBn {
 
 impl ModuleT for ConvBn {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        if self.bn.is_none() && self.relu {
+            return self.conv.forward_relu(xs);
+        }
         let xs = self.conv.forward(xs)?;
         let xs = match &self.bn {
             Some(bn) => bn.forward_t(&xs, train)?,

@@ -6,20 +6,24 @@
 //! the architecture ([`NetConfig`]) from them.
 
 mod conv_cpu;
+mod conv_fused;
 mod csgis;
 mod embedded;
 mod gemm;
 mod layers;
 mod lite;
 mod network;
+mod resample;
 mod rhdc;
 pub mod weights;
 
 pub use csgis::CsgisNet;
 pub use embedded::{EMBEDDED_LITE, EMBEDDED_WEIGHTS};
 pub use conv_cpu::{conv3x3_same, Conv3x3 as Conv3x3Op, Conv3x3KernelGrad};
+pub use conv_fused::{conv3x3_bias, Conv3x3Bias};
 pub use layers::{conv3x3, Activation, Conv3x3, ConvBn};
 pub use lite::{LiteConfig, LiteNet};
+pub use resample::{avg_pool2, upsample2, Resample2};
 pub use network::{Arch, Network, CSGIS_ARCH_NAME, LITE_ARCH_NAME};
 pub use rhdc::Rhdc;
 pub use weights::{load_weights, load_weights_file, LoadedModel};

@@ -112,7 +112,7 @@ impl Vgg16Features {
     pub fn forward(&self, rgb01: &Tensor) -> Result<VggTaps> {
         let conv = |x: &Tensor, i: usize| -> Result<Tensor> {
             let (w, b) = &self.convs[i];
-            crate::model::conv3x3_same(x, w, 1)?.broadcast_add(&b.reshape((1, (), 1, 1))?)?.relu()
+            crate::model::conv3x3_bias(x, w, b, 1, true)
         };
         let x = caffe_preprocess(rgb01)?;
         let relu1_2 = conv(&conv(&x, 0)?, 1)?;
