@@ -154,7 +154,8 @@ impl ModuleT for ConvBn {
         }
         let xs = self.conv.forward(xs)?;
         let xs = match &self.bn {
-            Some(bn) => bn.forward_t(&xs, train)?,
+            Some(bn) if train => return super::batch_norm_fused::batch_norm_train(bn, &xs, self.relu),
+            Some(bn) => bn.forward_t(&xs, false)?,
             None => xs,
         };
         if self.relu {

@@ -5,6 +5,7 @@
 //! device choice. [`weights`] reads safetensors with the authors' key names strictly and infers
 //! the architecture ([`NetConfig`]) from them.
 
+mod batch_norm_fused;
 mod conv_cpu;
 mod conv_fused;
 mod csgis;
@@ -20,6 +21,7 @@ pub mod weights;
 pub use csgis::CsgisNet;
 pub use embedded::{EMBEDDED_LITE, EMBEDDED_WEIGHTS};
 pub use conv_cpu::{conv3x3_same, Conv3x3 as Conv3x3Op, Conv3x3KernelGrad};
+pub use batch_norm_fused::batch_norm_train;
 pub use conv_fused::{conv3x3_bias, Conv3x3Bias};
 pub use layers::{conv3x3, Activation, Conv3x3, ConvBn};
 pub use lite::{LiteConfig, LiteNet};
