@@ -65,6 +65,21 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// Two sources disagree on the number of segmentation classes (DeepLab weights, a
+    /// dataset's `classes.json`, a flag).
+    #[error("{first} has {first_classes} segmentation classes, but {second} has {second_classes}{hint}")]
+    ClassCount {
+        /// The first source, e.g. `DeepLab weights runs/seg/deeplab.safetensors`.
+        first: String,
+        /// Its class count.
+        first_classes: usize,
+        /// The second source, e.g. `dataset data/synth/classes.json`.
+        second: String,
+        /// Its class count.
+        second_classes: usize,
+        /// The way out, starting with `; ` (or empty).
+        hint: &'static str,
+    },
     /// A tensor operation failed.
     #[error(transparent)]
     Tensor(#[from] candle_core::Error),

@@ -18,6 +18,7 @@
 pub mod blend;
 pub mod build;
 pub mod candidates;
+pub mod classes;
 pub mod edges;
 pub mod imageio;
 pub mod manifest;
@@ -31,6 +32,7 @@ pub mod synth;
 pub mod texture_draw;
 
 pub use blend::blend_texture;
+pub use classes::{class_count, CLASSES_FILE};
 pub use edges::{edge_labels, EdgeChannel};
 pub use manifest::{load_manifest, Entry, Split};
 pub use sample::{sample, sample_with, Sample, SampleConfig};

@@ -300,11 +300,7 @@ pub fn synth(out: &Path, photos: &[PathBuf], art: &ClipArt, textures: &[Texture]
         return Err(Error::Dataset { path: out.to_path_buf(), reason: "no background photos".into() });
     }
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    let mut classes = vec![serde_json::json!({"id": 0, "name": "background"})];
-    classes.extend(art.classes.iter().enumerate().map(|(i, n)| serde_json::json!({"id": i + 1, "name": n})));
-    classes.push(serde_json::json!({"id": IGNORE, "name": "ignore"}));
-    let path = out.join("classes.json");
-    std::fs::write(&path, serde_json::Value::Array(classes).to_string()).map_err(|e| Error::io(&path, e))?;
+    crate::data::classes::write_classes(out, &art.classes)?;
     let indices: Vec<usize> = (0..cfg.count).collect();
     process_resumable(out, &indices, &cfg.build, textures, |&k| format!("synth_{k:05}"), |&k| {
         let id = format!("synth_{k:05}");

@@ -74,12 +74,41 @@ fn load_frozen(cfg: &TrainConfig, device: &Device) -> Result<Frozen> {
                 expected: "DeepLabv3+ weights from `csgis train seg`, or --no-semantic",
             });
         };
+        check_seg_classes(cfg, path)?;
         let dl = DeepLabConfig { num_classes: cfg.seg_classes, width_mult: cfg.seg_width, ..DeepLabConfig::default() };
         Some(DeepLabV3Plus::load(path, &dl, DType::F32, device)?)
     } else {
         None
     };
     Ok(Frozen { vgg, deeplab })
+}
+
+/// Checks, before step 1, that the DeepLab weights at `path` have as many classes as
+/// `cfg.seg_classes` and as every dataset's `classes.json`.
+fn check_seg_classes(cfg: &TrainConfig, path: &std::path::Path) -> Result<()> {
+    let n = DeepLabV3Plus::class_count(path)?;
+    let weights = || format!("DeepLab weights {}", path.display());
+    for (file, m) in crate::data::classes::class_counts(&cfg.data)? {
+        if m != n {
+            return Err(Error::ClassCount {
+                first: weights(),
+                first_classes: n,
+                second: format!("dataset {}", file.display()),
+                second_classes: m,
+                hint: "; train DeepLab on this dataset (`csgis train seg --data DIR`)",
+            });
+        }
+    }
+    if cfg.seg_classes != n {
+        return Err(Error::ClassCount {
+            first: weights(),
+            first_classes: n,
+            second: "--seg-classes".into(),
+            second_classes: cfg.seg_classes,
+            hint: "; drop --seg-classes or give the weights' count",
+        });
+    }
+    Ok(())
 }
 
 /// The loss terms of one batch, eq. 11.
