@@ -73,7 +73,7 @@ fn tensors_with(edit: impl FnOnce(&mut HashMap<String, Tensor>)) -> Vec<u8> {
 fn load_error(bytes: &[u8]) -> String {
     match load_weights(bytes, Path::new("w.safetensors"), &Device::Cpu, DType::F32) {
         Ok(_) => panic!("weights were accepted"),
-        Err(e) => e.to_string(),
+        Err(e) => csgis::error::report(&e),
     }
 }
 

@@ -75,7 +75,7 @@ fn input_path(input: &Input) -> PathBuf {
 
 /// The error's message without the leading input path (the report names the input already).
 fn cause(e: &crate::Error, input: &Path) -> String {
-    let msg = e.to_string();
+    let msg = crate::error::report(e);
     let prefix = format!("{}: ", input.display());
     msg.strip_prefix(&prefix).map_or(msg.clone(), str::to_string)
 }
@@ -244,7 +244,7 @@ pub fn run_batch(plan: &SmoothPlan, engine: &dyn Engine, opts: &BatchOptions) ->
                             note.inspect(|n| progress.note(n));
                             Ok(())
                         }
-                        Err(e) => Err(e.to_string()),
+                        Err(e) => Err(crate::error::report(&e)),
                     }
                 }
             };

@@ -77,7 +77,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
     match cli.command {
         Command::Smooth(args) => run_smooth(&args, cli.quiet),
         Command::Eval(args) => {
-            let device = open_device(crate::infer::DeviceChoice::Auto).map_err(anyhow::Error::msg)?;
+            let device = open_device(crate::infer::DeviceChoice::Auto)?;
             let engine_for = |method: Option<crate::ops::Method>| -> anyhow::Result<Box<dyn Engine>> {
                 build_engine(method, args.weights.as_ref(), ModelArg::Lite, &device, DType::F32, Tiling::Auto { budget: auto_budget() }, None)
             };
@@ -193,7 +193,7 @@ fn run_smooth(args: &SmoothArgs, quiet: bool) -> anyhow::Result<Status> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating edges directory {}", dir.display()))?;
     }
     let method = args.method.resolve()?;
-    let device = open_device(args.device).map_err(anyhow::Error::msg)?;
+    let device = open_device(args.device)?;
     let (dtype, note) = effective_dtype(&device, args.dtype);
     if let (Some(note), false, None) = (note, quiet, method) {
         eprintln!("csgis: note: {note}");

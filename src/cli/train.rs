@@ -356,7 +356,7 @@ pub fn resolve(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
 /// Set-up errors and training failures.
 pub fn run_train(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
     if let Some(TrainSub::Seg(s)) = &args.sub {
-        let device = open_device(s.device).map_err(anyhow::Error::msg)?;
+        let device = open_device(s.device)?;
         let cfg = SegTrainConfig {
             data: s.data.clone(),
             out: s.out.clone(),
@@ -377,7 +377,7 @@ pub fn run_train(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
     }
     if let Some(TrainSub::RecalibrateBn(r)) = &args.sub {
         anyhow::ensure!(!crate::io::same_file(&r.weights, &r.output), "{}: refusing to overwrite the input weights", r.output.display());
-        let device = open_device(r.device).map_err(anyhow::Error::msg)?;
+        let device = open_device(r.device)?;
         let cfg = RecalibrateConfig { data: r.data.clone(), batches: r.batches, batch: r.batch, crop: r.crop, seed: r.seed };
         let net = recalibrate_bn(&r.weights, &r.output, &cfg, &device)
             .with_context(|| format!("recalibrating {}", r.weights.display()))?;
@@ -395,7 +395,7 @@ pub fn run_train(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     let cfg = resolve(args)?;
-    let device = open_device(args.device).map_err(anyhow::Error::msg)?;
+    let device = open_device(args.device)?;
     let bar = Progress::new(cfg.steps as u64, quiet);
     let summary = train(&cfg, &device, args.resume, &|_, msg| bar.step(msg))
         .with_context(|| format!("training into {}", cfg.out.display()))?;

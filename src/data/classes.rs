@@ -31,7 +31,7 @@ pub fn write_classes(dir: &Path, names: &[String]) -> Result<()> {
     rows.extend(names.iter().enumerate().map(|(i, n)| Class { id: i as u32 + 1, name: n.clone() }));
     rows.push(Class { id: u32::from(IGNORE), name: "ignore".into() });
     let path = dir.join(CLASSES_FILE);
-    let text = serde_json::to_string(&rows).map_err(|e| Error::Dataset { path: path.clone(), reason: e.to_string() })?;
+    let text = serde_json::to_string(&rows).map_err(|e| Error::json(&path, "cannot serialise the classes", e))?;
     std::fs::write(&path, text).map_err(|e| Error::io(&path, e))
 }
 
@@ -47,7 +47,7 @@ pub fn class_count(dir: &Path) -> Result<Option<usize>> {
     }
     let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
     let rows: Vec<Class> =
-        serde_json::from_slice(&bytes).map_err(|e| Error::Dataset { path: path.clone(), reason: e.to_string() })?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::json(&path, "not a list of classes", e))?;
     Ok(Some(rows.iter().filter(|c| c.id != u32::from(IGNORE)).map(|c| c.id as usize + 1).max().unwrap_or(0)))
 }
 

@@ -54,7 +54,7 @@ pub fn load_rgba(path: &Path) -> Result<(Planes, Vec<f32>)> {
     let img = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("pat")) {
         decode_gimp_pat(path)?
     } else {
-        image::open(path).map_err(|cause| Error::Image { path: path.to_path_buf(), cause })?
+        image::open(path).map_err(|source| Error::Image { path: path.to_path_buf(), source })?
     };
     let rgba = img.to_rgba32f();
     let (w, h) = (rgba.width() as usize, rgba.height() as usize);
@@ -224,7 +224,7 @@ pub fn save_label(path: &Path, g: &Gray8) -> Result<()> {
 /// # Errors
 /// [`Error::Io`] or [`Error::Image`] when unreadable.
 pub fn load_gray8(path: &Path) -> Result<Gray8> {
-    let img = image::open(path).map_err(|cause| Error::Image { path: path.to_path_buf(), cause })?;
+    let img = image::open(path).map_err(|source| Error::Image { path: path.to_path_buf(), source })?;
     let g = img.to_luma8();
     Ok(Gray8 { h: g.height() as usize, w: g.width() as usize, data: g.into_raw() })
 }

@@ -91,7 +91,7 @@ pub fn read_record(out: &Path, id: &str) -> Option<GtRecord> {
 /// Write failures.
 pub fn write_record(out: &Path, rec: &GtRecord) -> Result<()> {
     let path = record_path(out, &rec.id);
-    let text = serde_json::to_string_pretty(rec).map_err(|e| Error::Dataset { path: path.clone(), reason: e.to_string() })?;
+    let text = serde_json::to_string_pretty(rec).map_err(|e| Error::json(&path, "cannot serialise the record", e))?;
     write_file(&path, text.as_bytes())
 }
 

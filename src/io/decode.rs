@@ -37,7 +37,7 @@ pub fn decode(bytes: &[u8], origin: &Path, max_pixels: u64) -> Result<Decoded> {
     if bytes.is_empty() {
         return Err(bad("empty file".into()));
     }
-    let image_err = |cause| Error::Image { path: origin.to_path_buf(), cause };
+    let image_err = |source| Error::Image { path: origin.to_path_buf(), source };
     let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| Error::io(origin, e))?;
     let format = reader.format().ok_or_else(|| bad("unknown image format".into()))?;
     // The pixel limit below is ours; lift the codec's 512 MB allocation cap so that it does not

@@ -162,7 +162,7 @@ pub fn encode(rgb: &Planes, opts: &EncodeOptions, format: OutFormat, target: &Pa
         OutFormat::WebP => write_with(&img, WebPEncoder::new_lossless(&mut out), opts.icc),
         OutFormat::Tiff => write_with(&img, TiffEncoder::new(&mut out), opts.icc),
     };
-    result.map_err(|cause| Error::Image { path: target.to_path_buf(), cause })?;
+    result.map_err(|source| Error::Image { path: target.to_path_buf(), source })?;
     Ok(out.into_inner())
 }
 

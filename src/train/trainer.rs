@@ -211,7 +211,7 @@ pub fn new_network(arch: &Arch, seed: u64, device: &Device) -> Result<(VarMap, N
 pub fn train(cfg: &TrainConfig, device: &Device, resume: bool, progress: &dyn Fn(usize, &str)) -> Result<RunSummary> {
     let started = Instant::now();
     std::fs::create_dir_all(&cfg.out).map_err(|e| Error::io(&cfg.out, e))?;
-    let config_json = serde_json::to_vec_pretty(cfg).map_err(|e| Error::Dataset { path: cfg.out.clone(), reason: e.to_string() })?;
+    let config_json = serde_json::to_vec_pretty(cfg).map_err(|e| Error::json(cfg.out.join("config.json"), "cannot serialise the run configuration", e))?;
     super::files::write_atomic(&cfg.out.join("config.json"), &config_json)?;
     let (train_entries, val_entries) = entries_of(cfg)?;
     let textures = textures_of(cfg)?;
@@ -243,12 +243,7 @@ pub fn train(cfg: &TrainConfig, device: &Device, resume: bool, progress: &dyn Fn
         let total = weights.total(&terms)?;
         let loss = total.to_dtype(DType::F64)?.to_scalar::<f64>()?;
         if !loss.is_finite() {
-            return Err(Error::InvalidParam {
-                name: "loss",
-                value: format!("{loss} at step {step}"),
-                expected: "a finite loss; training stopped and the last good checkpoint was kept \
-                           (try a lower --lr)",
-            });
+            return Err(Error::Diverged { step, value: loss });
         }
         adam.backward_step(&total)?;
         last_loss = loss;
