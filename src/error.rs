@@ -89,6 +89,14 @@ pub enum Error {
         #[source]
         source: candle_core::Error,
     },
+    /// The embedded model asked for was not built into this binary.
+    #[error("this csgis has no embedded --model {flag} ({file} was absent when it was built): pass --weights PATH")]
+    NoEmbeddedModel {
+        /// The `--model` word (`lite`, `full`).
+        flag: &'static str,
+        /// The weights file it is built from.
+        file: &'static str,
+    },
     /// A word that names one of a fixed set of choices is not one of them.
     #[error("unknown {what} '{value}': expected {expected}")]
     UnknownChoice {

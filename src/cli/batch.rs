@@ -13,19 +13,8 @@ use rayon::prelude::*;
 use super::progress::Progress;
 use super::report::{FileOutcome, FileStatus};
 use super::smooth::{ReportTarget, SmoothPlan};
+use crate::infer::{blend, Engine};
 use crate::io::{decode, encode, write_atomic, Decoded, EncodeOptions, Existing, Input, Job, OutFormat, Output};
-use crate::ops::Planes;
-
-/// What turns an RGB image into its smoothed version (and, for the network, an edge map).
-pub trait Engine: Sync {
-    /// Smooths `rgb`; returns the result and, if the engine predicts one, an edge map.
-    ///
-    /// # Errors
-    /// Device or numeric failures, reported for this file only.
-    fn smooth(&self, rgb: &Planes) -> crate::Result<(Planes, Option<Planes>)>;
-    /// The device name for reports.
-    fn device_name(&self) -> String;
-}
 
 /// Per-run settings of the batch loop.
 #[derive(Debug, Clone)]
@@ -93,14 +82,6 @@ fn edges_path(dir: &Path, output: &Output, input: &Input) -> PathBuf {
     let mut name = stem;
     name.push(".edges.png");
     dir.join(name)
-}
-
-fn blend(smoothed: &mut Planes, input: &Planes, strength: f32) {
-    if strength < 1.0 {
-        for (s, x) in smoothed.data.iter_mut().zip(&input.data) {
-            *s = strength * *s + (1.0 - strength) * x;
-        }
-    }
 }
 
 /// Smooths one decoded image and writes its outputs.

@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::method_args::MethodArgs;
-use super::Engine;
+use crate::infer::Engine;
 use crate::io::decode;
 use crate::metrics::{psnr, ssim_with, SsimConvention};
 use crate::ops::Planes;
