@@ -6,7 +6,8 @@
 //! 1. [`build`]: smoothing candidates (BF, L0, RGF, RTV, SDF) per source image, the
 //!    [`screen`] tests (eq. 12 smoothness, SSIM structure), the chosen GT, its [`edges`]
 //!    label, its [`oversmooth`] negative, one [`blend`]ed input per texture (eq. 14–16)
-//!    and the JSON-lines [`manifest`].
+//!    and the JSON-lines [`manifest`]; [`gt`] writes each GT's files and [`records`] makes
+//!    the build resumable.
 //! 2. [`synth`]: segmentation labels by construction, clip art composited over smoothed
 //!    photo backgrounds, then the same outputs as `build`.
 //! 3. [`sample`](mod@sample): the trainer's random crops, flips, rotations and colour jitter.
@@ -20,6 +21,7 @@ pub mod build;
 pub mod candidates;
 pub mod classes;
 pub mod edges;
+pub mod gt;
 pub mod imageio;
 pub mod manifest;
 pub mod oversmooth;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use crate::data::build::{blend_inputs, write_gt, BuildConfig, Made, Texture};
+use crate::data::gt::{blend_inputs, write_gt, BuildConfig, Made, Texture};
 use crate::data::imageio::{load_rgb, write_file};
 use crate::data::manifest::{write_manifest, Entry};
 use crate::data::screen::Screening;

@@ -16,7 +16,7 @@
 //! 4. the composite must pass the eq. 12 smoothness test again (clip art with hatching or
 //!    photographic fills fails): up to `object_attempts` object draws per background, then
 //!    up to `attempts` backgrounds, then the GT is dropped with the reasons;
-//! 5. then the same outputs as `build` ([`crate::data::build::write_gt`]): edge labels, over-smoothed negative,
+//! 5. then the same outputs as `build` ([`crate::data::gt::write_gt`]): edge labels, over-smoothed negative,
 //!    one textured input per texture, the label map, records and the manifest.
 //!
 //! Every GT is drawn from a generator seeded by (seed, GT index) alone, so a rerun
@@ -24,7 +24,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::data::build::{choose_gt, list_images, resize_nearest, BuildConfig, Texture};
+use crate::data::build::{choose_gt, list_images, resize_nearest};
+use crate::data::gt::{BuildConfig, Texture};
 use crate::data::records::{process_resumable, BuildReport, GtRecord, OnDone};
 use crate::data::candidates::Candidate;
 use crate::data::imageio::{fit_max_side, load_rgb, load_rgba, resize, Gray8, IGNORE};
