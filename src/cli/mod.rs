@@ -28,7 +28,8 @@ use smooth::{ModelArg, SmoothArgs, TileArg};
 ///
 /// Removes texture and trivial detail while keeping edges and meaningful structure.
 /// Exit status: 0 when every input succeeded or was skipped, 1 when any input failed (the
-/// others are still done), 2 for usage or set-up errors found before any work.
+/// others are still done), 2 for usage or set-up errors found before any work, 130 when
+/// interrupted (Ctrl-C: files in flight are finished, no partial file is left).
 #[derive(Debug, Parser)]
 #[command(name = "csgis", version, about, long_about, max_term_width = 100)]
 pub struct Cli {
@@ -173,7 +174,14 @@ fn run_smooth(args: &SmoothArgs, quiet: bool) -> anyhow::Result<Status> {
         io_threads: args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         quiet,
     };
-    let outcomes = batch::run_batch(&plan, engine.as_ref(), &opts)?;
+    let run = batch::run_batch(&plan, engine.as_ref(), &opts)?;
+    let outcomes = run.outcomes;
+    if run.interrupted {
+        // Always said, even with -q: the batch did not finish.
+        let total = plan.jobs.len() + plan.missing.len();
+        eprintln!("csgis: interrupted: {} of {total} inputs finished ({}); no partial output left", outcomes.len(), report::summary(&outcomes));
+        return Ok(Status::Interrupted);
+    }
     if !quiet && outcomes.len() > 1 {
         eprintln!("csgis: {}", report::summary(&outcomes));
     }

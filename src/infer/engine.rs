@@ -35,13 +35,21 @@ pub trait Engine: Sync {
     fn smooth(&self, rgb: &Planes) -> Result<(Planes, Option<Planes>)>;
     /// The device name for reports (`cpu`, `cuda:0`).
     fn device_name(&self) -> String;
-    /// Whether smoothing several images at once on a thread pool is worthwhile: true for
-    /// the classical operators; false for the network, whose convolutions already use every
-    /// core (and whose feature maps are large).
-    fn parallel_images(&self) -> bool {
-        false
+    /// The largest image, in pixels, that may be smoothed while others are: a batch runs
+    /// images up to this size several at a time and larger ones one at a time (with every
+    /// core), as their memory, not the cores, is the limit. 0: always one at a time.
+    fn concurrent_pixels(&self) -> u64 {
+        CLASSICAL_CONCURRENT_PIXELS
     }
 }
+
+/// [`Engine::concurrent_pixels`] of the classical operators: 1 MP (their working buffers are
+/// a few full-size planes).
+pub const CLASSICAL_CONCURRENT_PIXELS: u64 = 1 << 20;
+
+/// [`Engine::concurrent_pixels`] of the network on the CPU: 512×512 (a 64-channel feature
+/// map of that size is 64 MiB). On a GPU the network smooths one image at a time.
+pub const NET_CONCURRENT_PIXELS: u64 = 1 << 18;
 
 /// The network as an engine.
 #[derive(Debug)]
@@ -70,6 +78,10 @@ impl Engine for NetEngine {
             candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
         }
     }
+
+    fn concurrent_pixels(&self) -> u64 {
+        if self.smoother.device().is_cpu() { NET_CONCURRENT_PIXELS } else { 0 }
+    }
 }
 
 /// A classical operator as an engine.
@@ -93,10 +105,6 @@ impl Engine for ClassicalEngine {
 
     fn device_name(&self) -> String {
         "cpu".into()
-    }
-
-    fn parallel_images(&self) -> bool {
-        true
     }
 }
 
