@@ -300,3 +300,67 @@ fn dataset_blend_matches_eq_14_to_16() {
     assert_exit(&env.run(&["dataset", "blend", "--gt", "gt.png", "--texture", "tex.png", "-o", "blend.png"], None), 2);
     assert_exit(&env.run(&["dataset", "blend", "--gt", "gt.png", "--texture", "tex.png", "-o", "gt.png", "--overwrite"], None), 2);
 }
+
+#[test]
+fn parallel_files_keep_the_input_order_and_per_file_errors() {
+    let env = TestEnv::new();
+    for i in 0..12 {
+        env.write_rgb(&format!("in/{i:02}.png"), 24 + i, 20);
+    }
+    std::fs::write(env.path("in/05.png"), b"not an image").unwrap();
+    let o = env.run(&["smooth", "--method", "guided", "-j", "4", "in/*.png", "-o", "out", "--report", "-"], None);
+    assert_exit(&o, 1);
+    let inputs: Vec<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["input"].as_str().unwrap().to_string())
+        .collect();
+    let expected: Vec<String> = (0..12).map(|i| format!("in/{i:02}.png")).collect();
+    assert_eq!(inputs, expected, "report lines out of input order");
+    assert!(stderr(&o).contains("in/05.png: unknown image format"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_dir(env.path("out")).unwrap().count(), 11);
+}
+
+/// Ctrl-C in the middle of a batch: exit 130, a line saying how many inputs were finished,
+/// and no temporary or partial file.
+#[cfg(unix)]
+#[test]
+fn sigint_finishes_the_files_in_flight_leaves_no_temporary_file_and_exits_130() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let env = TestEnv::new();
+    let total = 400;
+    for i in 0..total {
+        env.write_rgb(&format!("in/{i:03}.png"), 48, 40);
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_csgis"))
+        .args(["smooth", "--method", "l0", "-j", "2", "in/*.png", "-o", "out"])
+        .current_dir(env.dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn csgis");
+    // Wait until the batch is under way, then interrupt it.
+    let start = Instant::now();
+    while std::fs::read_dir(env.path("out")).map_or(0, |d| d.count()) < 3 {
+        assert!(start.elapsed() < Duration::from_secs(120), "no output after 120 s");
+        assert!(child.try_wait().unwrap().is_none(), "the batch ended before it could be interrupted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
+    assert!(kill.success());
+    let o = child.wait_with_output().expect("wait");
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(130), "stderr:\n{err}");
+    let names: Vec<String> = std::fs::read_dir(env.path("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.contains(".tmp") && !n.starts_with(".csgis-")), "temporary files left: {names:?}");
+    let finished = format!("interrupted: {} of {total} inputs finished", names.len());
+    assert!(err.contains(&finished), "expected '{finished}' in:\n{err}");
+    assert!(names.len() < total);
+    for n in &names {
+        image::open(env.path("out").join(n)).unwrap_or_else(|e| panic!("{n} is not a whole image: {e}"));
+    }
+}

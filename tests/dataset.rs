@@ -7,7 +7,8 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use csgis::data::build::{build, load_textures, sources_from_dirs, BuildConfig};
+use csgis::data::build::{build, load_textures, sources_from_dirs};
+use csgis::data::gt::BuildConfig;
 use csgis::data::candidates::gaussian_candidates;
 use csgis::data::imageio::{load_label, load_rgb, save_label, Gray8, IGNORE};
 use csgis::data::manifest::{load_manifest, Split};

@@ -144,3 +144,49 @@ fn lite_trains_with_sample_time_textures_resumes_exactly_and_its_checkpoint_runs
     let img = image::open(env.path("out/p.png")).expect("output").to_rgb8();
     assert_eq!(img.dimensions(), (37, 29));
 }
+
+/// Random DeepLabv3+ weights (width 0.25) with `classes` classes, saved as `rel`.
+fn random_deeplab(dir: &Path, rel: &str, classes: usize) {
+    let vm = VarMap::new();
+    let cfg = DeepLabConfig { num_classes: classes, width_mult: 0.25, ..DeepLabConfig::default() };
+    DeepLabV3Plus::new(&cfg, VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu)).expect("deeplab");
+    vm.save(dir.join(rel)).expect("save deeplab");
+}
+
+#[test]
+fn deeplab_weights_with_another_class_count_are_refused_before_step_1() {
+    let env = TestEnv::new();
+    let data = util::fixture("tiny-dataset");
+    random_deeplab(env.dir.path(), "dl5.safetensors", 5);
+    let base = ["train", "--data", data.to_str().unwrap(), "--preset", "tiny", "--crop", "32",
+        "--batch", "2", "--steps", "1", "--no-contrastive", "--seg-width", "0.25", "--device", "cpu"];
+    // The dataset's classes.json (3 classes) against weights with 5.
+    let o = env.run(&[&base[..], &["--seg-weights", "dl5.safetensors", "--out", "x"]].concat(), None);
+    assert_exit(&o, 2);
+    let err = util::stderr(&o);
+    assert!(err.contains("dl5.safetensors has 5 segmentation classes, but dataset"), "{err}");
+    assert!(err.contains("classes.json has 3"), "{err}");
+    assert!(!env.path("x/log.jsonl").exists() || step_lines(&env.path("x/log.jsonl")).is_empty(), "a step ran");
+    // Weights that match the dataset but not an explicit --seg-classes.
+    random_deeplab(env.dir.path(), "dl3.safetensors", 3);
+    let o = env.run(&[&base[..], &["--seg-weights", "dl3.safetensors", "--seg-classes", "4", "--out", "y"]].concat(), None);
+    assert_exit(&o, 2);
+    assert!(util::stderr(&o).contains("has 3 segmentation classes, but --seg-classes has 4"), "{}", util::stderr(&o));
+}
+
+#[test]
+fn train_seg_takes_its_class_count_from_the_dataset() {
+    let env = TestEnv::new();
+    let data = util::fixture("tiny-dataset");
+    let args = ["train", "seg", "--data", data.to_str().unwrap(), "--out", "seg", "--width", "0.25", "--steps", "1",
+        "--batch", "2", "--crop", "32", "--device", "cpu"];
+    let o = env.run(&args, None);
+    assert_exit(&o, 0);
+    assert!(util::stderr(&o).contains("(3 classes)"), "{}", util::stderr(&o));
+    let n = DeepLabV3Plus::class_count(&env.path("seg/deeplab.safetensors")).expect("class count");
+    assert_eq!(n, 3);
+    // An explicit count that contradicts classes.json is refused, naming both.
+    let o = env.run(&[&args[..], &["--classes", "21"]].concat(), None);
+    assert_exit(&o, 2);
+    assert!(util::stderr(&o).contains("--classes has 21 segmentation classes, but dataset"), "{}", util::stderr(&o));
+}

@@ -1,10 +1,14 @@
-//! Running a smoothing plan over a batch: decode ahead on an I/O pool, smooth, write
-//! atomically, report per file, and go on after per-file errors.
+//! Running a smoothing plan over a batch: `-j N` jobs at a time (decode, smooth, encode,
+//! write atomically), report per file in job order, go on after per-file errors, and stop
+//! starting new files on SIGINT.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -13,19 +17,9 @@ use rayon::prelude::*;
 use super::progress::Progress;
 use super::report::{FileOutcome, FileStatus};
 use super::smooth::{ReportTarget, SmoothPlan};
+use crate::infer::{blend, Engine};
 use crate::io::{decode, encode, write_atomic, Decoded, EncodeOptions, Existing, Input, Job, OutFormat, Output};
 use crate::ops::Planes;
-
-/// What turns an RGB image into its smoothed version (and, for the network, an edge map).
-pub trait Engine: Sync {
-    /// Smooths `rgb`; returns the result and, if the engine predicts one, an edge map.
-    ///
-    /// # Errors
-    /// Device or numeric failures, reported for this file only.
-    fn smooth(&self, rgb: &Planes) -> crate::Result<(Planes, Option<Planes>)>;
-    /// The device name for reports.
-    fn device_name(&self) -> String;
-}
 
 /// Per-run settings of the batch loop.
 #[derive(Debug, Clone)]
@@ -38,7 +32,7 @@ pub struct BatchOptions {
     pub edges_dir: Option<PathBuf>,
     /// `--max-pixels`.
     pub max_pixels: u64,
-    /// `--jobs`.
+    /// `--jobs`: files processed at a time.
     pub io_threads: usize,
     /// `-q`.
     pub quiet: bool,
@@ -75,7 +69,7 @@ fn input_path(input: &Input) -> PathBuf {
 
 /// The error's message without the leading input path (the report names the input already).
 fn cause(e: &crate::Error, input: &Path) -> String {
-    let msg = e.to_string();
+    let msg = crate::error::report(e);
     let prefix = format!("{}: ", input.display());
     msg.strip_prefix(&prefix).map_or(msg.clone(), str::to_string)
 }
@@ -95,14 +89,6 @@ fn edges_path(dir: &Path, output: &Output, input: &Input) -> PathBuf {
     dir.join(name)
 }
 
-fn blend(smoothed: &mut Planes, input: &Planes, strength: f32) {
-    if strength < 1.0 {
-        for (s, x) in smoothed.data.iter_mut().zip(&input.data) {
-            *s = strength * *s + (1.0 - strength) * x;
-        }
-    }
-}
-
 /// Smooths one decoded image and writes its outputs.
 fn process(
     engine: &dyn Engine,
@@ -111,8 +97,9 @@ fn process(
     format: OutFormat,
     job: &Job,
     opts: &BatchOptions,
+    big: &Big<'_>,
 ) -> crate::Result<Option<String>> {
-    let (mut smoothed, edges) = engine.smooth(&decoded.rgb)?;
+    let (mut smoothed, edges) = big.smooth(engine, &decoded.rgb)?;
     blend(&mut smoothed, &decoded.rgb, opts.strength);
     let enc = EncodeOptions {
         alpha: decoded.alpha.as_deref(),
@@ -147,11 +134,105 @@ fn process(
     Ok(dropped_alpha.then(|| format!("{}: JPEG has no alpha channel; transparency was dropped", job.input)))
 }
 
-/// Runs every job; returns one outcome per job (and per missing input).
+/// Set by SIGINT: no new input is started; those in flight finish (their outputs are written
+/// whole or not at all), then the batch ends with exit status 130.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Installs the SIGINT handler once per process (a failure to install leaves the default).
+fn catch_sigint() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst));
+    });
+}
+
+/// What a batch did.
+#[derive(Debug, Clone)]
+pub struct BatchRun {
+    /// One outcome per finished job (and per missing input), in job order.
+    pub outcomes: Vec<FileOutcome>,
+    /// SIGINT stopped the batch before every job was done.
+    pub interrupted: bool,
+}
+
+/// One job from start to end: skip or refuse an existing output, read, decode, smooth, encode,
+/// write. Returns its outcome and a note, if any.
+fn run_job(job: &Job, engine: &dyn Engine, opts: &BatchOptions, big: &Big<'_>, device: &str) -> (FileOutcome, Option<String>) {
+    let start = Instant::now();
+    let mut o = FileOutcome {
+        input: job.input.to_string(),
+        output: job.output.as_ref().ok().map(|(out, _)| out.to_string()),
+        status: FileStatus::Ok,
+        error: None,
+        width: None,
+        height: None,
+        milliseconds: 0,
+        device: device.to_string(),
+    };
+    let mut note = None;
+    let result: Result<(), String> = match &job.output {
+        Err(why) => Err(why.clone()),
+        Ok((Output::File(p), _)) if opts.existing != ExistingPolicy::Overwrite && p.exists() => {
+            if opts.existing == ExistingPolicy::Skip {
+                o.status = FileStatus::Skipped;
+                Ok(())
+            } else {
+                Err(format!("output {} exists (use --overwrite or --skip-existing)", p.display()))
+            }
+        }
+        Ok((output, format)) => {
+            let decoded = read_input(&job.input).and_then(|b| decode(&b, &input_path(&job.input), opts.max_pixels));
+            match decoded {
+                Err(e) => Err(cause(&e, &input_path(&job.input))),
+                Ok(decoded) => {
+                    o.width = Some(decoded.rgb.w);
+                    o.height = Some(decoded.rgb.h);
+                    match process(engine, &decoded, output, *format, job, opts, big) {
+                        Ok(n) => {
+                            note = n;
+                            Ok(())
+                        }
+                        Err(e) => Err(crate::error::report(&e)),
+                    }
+                }
+            }
+        }
+    };
+    if let Err(e) = result {
+        o.status = FileStatus::Error;
+        o.error = Some(e);
+    }
+    o.milliseconds = start.elapsed().as_millis() as u64;
+    (o, note)
+}
+
+/// Smoothing of images above the concurrent limit: one at a time, on a pool of every core.
+struct Big<'a> {
+    limit: u64,
+    lock: Mutex<()>,
+    pool: &'a rayon::ThreadPool,
+}
+
+impl Big<'_> {
+    fn smooth(&self, engine: &dyn Engine, rgb: &Planes) -> crate::Result<(Planes, Option<Planes>)> {
+        if (rgb.w * rgb.h) as u64 <= self.limit {
+            return engine.smooth(rgb);
+        }
+        let _one = self.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.pool.install(|| engine.smooth(rgb))
+    }
+}
+
+/// Runs every job; returns one outcome per finished job (and per missing input), in job
+/// order. With `-j N`, N jobs run at a time on a pool (decode, smooth, encode, write); images
+/// above the engine's [`Engine::concurrent_pixels`] are smoothed one at a time on every
+/// core. Messages and report lines come out in job order whatever the pool does. SIGINT
+/// stops starting new jobs; the run then says so in [`BatchRun::interrupted`].
 ///
 /// # Errors
 /// Only for failures that stop the whole batch: the report file cannot be written.
-pub fn run_batch(plan: &SmoothPlan, engine: &dyn Engine, opts: &BatchOptions) -> anyhow::Result<Vec<FileOutcome>> {
+pub fn run_batch(plan: &SmoothPlan, engine: &dyn Engine, opts: &BatchOptions) -> anyhow::Result<BatchRun> {
+    catch_sigint();
     let progress = Progress::new(plan.jobs.len() as u64, opts.quiet);
     let mut report: Option<Box<dyn Write>> = match &plan.report {
         None => None,
@@ -188,75 +269,46 @@ pub fn run_batch(plan: &SmoothPlan, engine: &dyn Engine, opts: &BatchOptions) ->
         record(o, &mut report)?;
     }
 
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(opts.io_threads.max(1)).build()?;
-    let (tx, rx) = sync_channel::<(usize, Instant, crate::Result<Decoded>)>(2);
+    let threads = opts.io_threads.max(1);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+    let all_cores = rayon::ThreadPoolBuilder::new().build()?;
+    let big = Big { limit: engine.concurrent_pixels(), lock: Mutex::new(()), pool: &all_cores };
+    let (tx, rx) = sync_channel::<(usize, FileOutcome, Option<String>)>(2 * threads);
+    let mut next = 0;
     std::thread::scope(|scope| -> anyhow::Result<()> {
-        // Decode ahead on the I/O pool, in job order as far as the pool allows.
-        let jobs = &plan.jobs;
-        let (existing, max_pixels) = (opts.existing, opts.max_pixels);
+        let (jobs, big, device) = (&plan.jobs, &big, &device);
         scope.spawn(move || {
             pool.install(|| {
                 jobs.par_iter().enumerate().for_each_with(tx, |tx, (i, job)| {
-                    let skip = match &job.output {
-                        Err(_) => true,
-                        Ok((Output::File(p), _)) => existing != ExistingPolicy::Overwrite && p.exists(),
-                        Ok((Output::Stdout, _)) => false,
-                    };
-                    let start = Instant::now();
-                    let decoded = if skip {
-                        Err(crate::Error::BadImage { path: PathBuf::new(), reason: String::new() })
-                    } else {
-                        read_input(&job.input).and_then(|b| decode(&b, &input_path(&job.input), max_pixels))
-                    };
-                    let _ = tx.send((i, start, decoded));
+                    if INTERRUPTED.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let (o, note) = run_job(job, engine, opts, big, device);
+                    let _ = tx.send((i, o, note));
                 });
             });
         });
-        for (i, start, decoded) in rx {
-            let job = &plan.jobs[i];
-            progress.step(&job.input.to_string());
-            let mut o = FileOutcome {
-                input: job.input.to_string(),
-                output: job.output.as_ref().ok().map(|(out, _)| out.to_string()),
-                status: FileStatus::Ok,
-                error: None,
-                width: None,
-                height: None,
-                milliseconds: 0,
-                device: device.clone(),
-            };
-            let result: Result<(), String> = match (&job.output, decoded) {
-                (Err(why), _) => Err(why.clone()),
-                (Ok((Output::File(p), _)), _) if opts.existing != ExistingPolicy::Overwrite && p.exists() => {
-                    if opts.existing == ExistingPolicy::Skip {
-                        o.status = FileStatus::Skipped;
-                        Ok(())
-                    } else {
-                        Err(format!("output {} exists (use --overwrite or --skip-existing)", p.display()))
-                    }
-                }
-                (Ok(_), Err(e)) => Err(cause(&e, &input_path(&job.input))),
-                (Ok((output, format)), Ok(decoded)) => {
-                    o.width = Some(decoded.rgb.w);
-                    o.height = Some(decoded.rgb.h);
-                    match process(engine, &decoded, output, *format, job, opts) {
-                        Ok(note) => {
-                            note.inspect(|n| progress.note(n));
-                            Ok(())
-                        }
-                        Err(e) => Err(e.to_string()),
-                    }
-                }
-            };
-            if let Err(e) = result {
-                o.status = FileStatus::Error;
-                o.error = Some(e);
+        // Reorder: emit outcomes in job order as they complete.
+        let mut pending = BTreeMap::new();
+        let mut emit = |o: FileOutcome, note: Option<String>, report: &mut Option<Box<dyn Write>>| {
+            progress.step(&o.input);
+            note.inspect(|n| progress.note(n));
+            record(o, report)
+        };
+        for (i, o, note) in rx {
+            pending.insert(i, (o, note));
+            while let Some((o, note)) = pending.remove(&next) {
+                emit(o, note, &mut report)?;
+                next += 1;
             }
-            o.milliseconds = start.elapsed().as_millis() as u64;
-            record(o, &mut report)?;
+        }
+        // Gaps are jobs that SIGINT kept from starting; what finished after them still counts.
+        for (_, (o, note)) in pending {
+            emit(o, note, &mut report)?;
         }
         Ok(())
     })?;
     progress.finish();
-    Ok(outcomes)
+    let interrupted = INTERRUPTED.load(Ordering::SeqCst) && outcomes.len() < plan.missing.len() + plan.jobs.len();
+    Ok(BatchRun { outcomes, interrupted })
 }

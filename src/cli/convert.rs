@@ -52,7 +52,7 @@ pub fn run_convert(args: &ConvertArgs, quiet: bool) -> anyhow::Result<()> {
     let summary = convert_checkpoint(&args.input, &args.output)?;
     let arch = match load_weights_file(&args.output, &Device::Cpu, DType::F32) {
         Ok(model) => format!("a {} network", model.arch.describe()),
-        Err(e) => format!("not loadable as a CSGIS/JESS network ({e})"),
+        Err(e) => format!("not loadable as a CSGIS/JESS network ({})", crate::error::report(&e)),
     };
     if !quiet {
         eprintln!(

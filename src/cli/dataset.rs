@@ -10,7 +10,9 @@ use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::progress::Progress;
-use crate::data::build::{build, load_textures, sources_from_dirs, BuildConfig, BuildReport};
+use crate::data::build::{build, load_textures, sources_from_dirs};
+use crate::data::gt::BuildConfig;
+use crate::data::records::BuildReport;
 use crate::data::records::short_reason;
 use crate::data::candidates::default_candidates;
 use crate::data::edges::EdgeChannel;
@@ -184,7 +186,7 @@ fn parse_size(s: &str) -> Result<(usize, usize), String> {
 }
 
 /// One short line per dropped GT (the record keeps the whole reason), then a step of the bar.
-fn on_done(progress: &Progress, rec: &crate::data::build::GtRecord) {
+fn on_done(progress: &Progress, rec: &crate::data::records::GtRecord) {
     if let Some(reason) = &rec.dropped {
         progress.note(&format!("dropped {}: {} (details in records/{}.json)", rec.id, short_reason(reason), rec.id));
     }

@@ -16,8 +16,8 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::method_args::MethodArgs;
-use super::Engine;
-use crate::io::decode;
+use crate::infer::Engine;
+use crate::io::{decode_file, quantized};
 use crate::metrics::{psnr, ssim_with, SsimConvention};
 use crate::ops::Planes;
 
@@ -85,13 +85,7 @@ fn image_files(dir: &Path) -> anyhow::Result<BTreeMap<String, PathBuf>> {
 }
 
 fn load_rgb(path: &Path) -> crate::Result<Planes> {
-    let bytes = std::fs::read(path).map_err(|e| crate::Error::io(path, e))?;
-    Ok(decode(&bytes, path, u64::MAX)?.rgb)
-}
-
-/// Rounds to the 8-bit grid after clipping, as a saved PNG would be.
-fn quantize8(img: &Planes) -> Planes {
-    Planes { data: img.data.iter().map(|v| (v.clamp(0.0, 1.0) * 255.0).round() / 255.0).collect(), ..*img }
+    Ok(decode_file(path, u64::MAX)?.rgb)
 }
 
 fn score(name: &str, pred: &Planes, gt: &Planes, conv: SsimConvention) -> anyhow::Result<Score> {
@@ -129,7 +123,8 @@ fn run_engine(engine: &dyn Engine, pairs: &[(String, Planes, Planes)], conv: Ssi
         .iter()
         .map(|(name, input, gt)| {
             let (out, _) = engine.smooth(input).with_context(|| format!("smoothing {name}"))?;
-            score(name, &quantize8(&out), gt, conv)
+            // Scored on the 8-bit grid, as a saved PNG would be.
+            score(name, &quantized(&out), gt, conv)
         })
         .collect()
 }

@@ -19,10 +19,8 @@ use anyhow::Context;
 use candle_core::DType;
 use clap::{CommandFactory, Parser, Subcommand};
 
-use crate::infer::{auto_budget, effective_dtype, open_device, Smoother, Tiling};
-use crate::model::{load_weights, LoadedModel};
-use crate::ops::Planes;
-pub use batch::{BatchOptions, Engine, ExistingPolicy};
+use crate::infer::{auto_budget, build_engine, effective_dtype, open_device, EmbeddedModel, Engine, ModelSource, Tiling};
+pub use batch::{BatchOptions, ExistingPolicy};
 pub use report::{FileOutcome, FileStatus, Status};
 use smooth::{ModelArg, SmoothArgs, TileArg};
 
@@ -30,7 +28,8 @@ use smooth::{ModelArg, SmoothArgs, TileArg};
 ///
 /// Removes texture and trivial detail while keeping edges and meaningful structure.
 /// Exit status: 0 when every input succeeded or was skipped, 1 when any input failed (the
-/// others are still done), 2 for usage or set-up errors found before any work.
+/// others are still done), 2 for usage or set-up errors found before any work, 130 when
+/// interrupted (Ctrl-C: files in flight are finished, no partial file is left).
 #[derive(Debug, Parser)]
 #[command(name = "csgis", version, about, long_about, max_term_width = 100)]
 pub struct Cli {
@@ -63,6 +62,36 @@ pub enum Command {
     },
 }
 
+/// Parses the process's command line (exits with clap's message on a usage error).
+#[must_use]
+pub fn parse() -> Cli {
+    Cli::parse()
+}
+
+/// The weights file, or the embedded model `model` names.
+fn model_source(weights: Option<&PathBuf>, model: ModelArg) -> ModelSource<'_> {
+    match (weights, model) {
+        (Some(path), _) => ModelSource::File(path),
+        (None, ModelArg::Lite) => ModelSource::Embedded(EmbeddedModel::Lite),
+        (None, ModelArg::Full) => ModelSource::Embedded(EmbeddedModel::Full),
+    }
+}
+
+/// [`build_engine`], saying "reading weights" when the file cannot be read.
+fn engine(
+    method: Option<crate::ops::Method>,
+    model: ModelSource<'_>,
+    device: &candle_core::Device,
+    dtype: DType,
+    tiling: Tiling,
+    context: Option<usize>,
+) -> anyhow::Result<Box<dyn Engine>> {
+    build_engine(method, model, device, dtype, tiling, context).map_err(|e| match e {
+        crate::Error::Io { .. } => anyhow::Error::new(e).context("reading weights"),
+        e => e.into(),
+    })
+}
+
 /// The clap command, for man pages and completions.
 #[must_use]
 pub fn command() -> clap::Command {
@@ -77,9 +106,10 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
     match cli.command {
         Command::Smooth(args) => run_smooth(&args, cli.quiet),
         Command::Eval(args) => {
-            let device = open_device(crate::infer::DeviceChoice::Auto).map_err(anyhow::Error::msg)?;
+            let device = open_device(crate::infer::DeviceChoice::Auto)?;
             let engine_for = |method: Option<crate::ops::Method>| -> anyhow::Result<Box<dyn Engine>> {
-                build_engine(method, args.weights.as_ref(), ModelArg::Lite, &device, DType::F32, Tiling::Auto { budget: auto_budget() }, None)
+                let model = model_source(args.weights.as_ref(), ModelArg::Lite);
+                engine(method, model, &device, DType::F32, Tiling::Auto { budget: auto_budget() }, None)
             };
             eval::run_eval(&args, &engine_for)?;
             Ok(Status::Success)
@@ -94,84 +124,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
             clap_complete::generate(shell, &mut command(), "csgis", &mut std::io::stdout());
             Ok(Status::Success)
         }
-    }
-}
-
-/// The network as a batch engine.
-struct NetEngine {
-    smoother: Smoother,
-}
-
-impl Engine for NetEngine {
-    fn smooth(&self, rgb: &Planes) -> crate::Result<(Planes, Option<Planes>)> {
-        let out = self.smoother.smooth(rgb)?;
-        Ok((out.image, Some(out.edges)))
-    }
-
-    fn device_name(&self) -> String {
-        match self.smoother.device().location() {
-            candle_core::DeviceLocation::Cpu => "cpu".into(),
-            candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
-            candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
-        }
-    }
-}
-
-/// A classical operator as a batch engine.
-struct ClassicalEngine {
-    method: crate::ops::Method,
-}
-
-impl Engine for ClassicalEngine {
-    fn smooth(&self, rgb: &Planes) -> crate::Result<(Planes, Option<Planes>)> {
-        Ok((self.method.apply(rgb), None))
-    }
-
-    fn device_name(&self) -> String {
-        "cpu".into()
-    }
-}
-
-/// Said whenever the embedded CSGIS-Net runs: it is a small CPU-trained stand-in (weights/README.md).
-const PRELIMINARY_FULL_NOTE: &str = "the embedded CSGIS-Net is a preliminary one (N = 3, C = 16, about an hour of CPU \
-     training); it removes texture but can tint large flat areas. See weights/README.md; pass --weights for another model";
-
-/// Said whenever the embedded csgis-lite runs, until a checkpoint beats the classical operators.
-const EARLY_LITE_NOTE: &str = "the embedded csgis-lite is an early checkpoint of its training campaign and does not yet \
-     beat the best classical operators on the held-out set (weights/README.md); --method rtv or fgs may do better";
-
-/// The engine for a classical method, or the network (from `weights` or an embedded model).
-fn build_engine(
-    method: Option<crate::ops::Method>,
-    weights: Option<&PathBuf>,
-    model: ModelArg,
-    device: &candle_core::Device,
-    dtype: DType,
-    tiling: Tiling,
-    context: Option<usize>,
-) -> anyhow::Result<Box<dyn Engine>> {
-    if let Some(method) = method {
-        return Ok(Box::new(ClassicalEngine { method }));
-    }
-    let model = load_model(weights, model, device, dtype)?;
-    Ok(Box::new(NetEngine { smoother: Smoother::new(model.net, device.clone(), dtype, tiling, context) }))
-}
-
-/// The weights file, or the embedded model `model` names.
-fn load_model(weights: Option<&PathBuf>, model: ModelArg, device: &candle_core::Device, dtype: DType) -> anyhow::Result<LoadedModel> {
-    if let Some(path) = weights {
-        let bytes = std::fs::read(path).with_context(|| format!("reading weights {}", path.display()))?;
-        return Ok(load_weights(&bytes, path, device, dtype)?);
-    }
-    let (embedded, flag, what) = match model {
-        ModelArg::Lite => (crate::model::EMBEDDED_LITE, "lite", "weights/lite.safetensors"),
-        ModelArg::Full => (crate::model::EMBEDDED_WEIGHTS, "full", "weights/csgis.safetensors"),
-    };
-    match embedded {
-        Some(bytes) => Ok(load_weights(bytes, std::path::Path::new(&format!("<embedded {flag}>")), device, dtype)?),
-        None => anyhow::bail!(
-            "this csgis has no embedded --model {flag} ({what} was absent when it was built): pass --weights PATH"
-        ),
     }
 }
 
@@ -193,7 +145,7 @@ fn run_smooth(args: &SmoothArgs, quiet: bool) -> anyhow::Result<Status> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating edges directory {}", dir.display()))?;
     }
     let method = args.method.resolve()?;
-    let device = open_device(args.device).map_err(anyhow::Error::msg)?;
+    let device = open_device(args.device)?;
     let (dtype, note) = effective_dtype(&device, args.dtype);
     if let (Some(note), false, None) = (note, quiet, method) {
         eprintln!("csgis: note: {note}");
@@ -203,10 +155,10 @@ fn run_smooth(args: &SmoothArgs, quiet: bool) -> anyhow::Result<Status> {
         Some(TileArg::Size(n)) => Tiling::Fixed(n),
         Some(TileArg::Auto) => Tiling::Auto { budget: auto_budget() },
     };
-    let engine = build_engine(method, args.weights.as_ref(), args.model, &device, dtype, tiling, args.tile_overlap)?;
-    if method.is_none() && args.weights.is_none() && !quiet {
-        let note = if args.model == ModelArg::Full { PRELIMINARY_FULL_NOTE } else { EARLY_LITE_NOTE };
-        eprintln!("csgis: note: {note}");
+    let model = model_source(args.weights.as_ref(), args.model);
+    let engine = engine(method, model, &device, dtype, tiling, args.tile_overlap)?;
+    if let (None, ModelSource::Embedded(m), false) = (method, model, quiet) {
+        eprintln!("csgis: note: {}", m.note());
     }
     let opts = BatchOptions {
         existing: if args.overwrite {
@@ -222,7 +174,14 @@ fn run_smooth(args: &SmoothArgs, quiet: bool) -> anyhow::Result<Status> {
         io_threads: args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         quiet,
     };
-    let outcomes = batch::run_batch(&plan, engine.as_ref(), &opts)?;
+    let run = batch::run_batch(&plan, engine.as_ref(), &opts)?;
+    let outcomes = run.outcomes;
+    if run.interrupted {
+        // Always said, even with -q: the batch did not finish.
+        let total = plan.jobs.len() + plan.missing.len();
+        eprintln!("csgis: interrupted: {} of {total} inputs finished ({}); no partial output left", outcomes.len(), report::summary(&outcomes));
+        return Ok(Status::Interrupted);
+    }
     if !quiet && outcomes.len() > 1 {
         eprintln!("csgis: {}", report::summary(&outcomes));
     }

@@ -44,16 +44,19 @@ pub enum Status {
     SomeFailed,
     /// Usage or set-up error found before any work.
     Setup,
+    /// SIGINT stopped the batch (exit status 128 + 2).
+    Interrupted,
 }
 
 impl Status {
-    /// The exit code: 0, 1 or 2.
+    /// The exit code: 0, 1, 2 or 130.
     #[must_use]
     pub fn code(self) -> u8 {
         match self {
             Self::Success => 0,
             Self::SomeFailed => 1,
             Self::Setup => 2,
+            Self::Interrupted => 130,
         }
     }
 

@@ -159,7 +159,7 @@ pub struct SmoothArgs {
     #[arg(long, value_name = "DIR")]
     pub edges: Option<PathBuf>,
 
-    /// Threads for decoding and encoding [default: number of CPUs].
+    /// Files processed at a time (decode, smooth, encode, write) [default: number of CPUs].
     #[arg(short, long, value_name = "N")]
     pub jobs: Option<usize>,
 

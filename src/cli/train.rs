@@ -100,7 +100,8 @@ pub struct TrainArgs {
     /// DeepLabv3+ width multiplier of --seg-weights. [default: 1.0]
     #[arg(long)]
     pub seg_width: Option<f64>,
-    /// Segmentation classes, background included. [default: 21]
+    /// Segmentation classes, background included. [default: the datasets' classes.json, else
+    /// 21]
     #[arg(long)]
     pub seg_classes: Option<usize>,
     /// Ablation: no contrastive term.
@@ -180,9 +181,9 @@ pub struct SegArgs {
     /// Output directory: deeplab.safetensors, seg_log.jsonl.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// Classes, background included.
-    #[arg(long, default_value_t = 21)]
-    pub classes: usize,
+    /// Classes, background included. [default: the dataset's classes.json, else 21]
+    #[arg(long)]
+    pub classes: Option<usize>,
     /// MobileNetV2 width multiplier.
     #[arg(long, default_value_t = 1.0)]
     pub width: f64,
@@ -233,7 +234,7 @@ fn from_flags(args: &TrainArgs, out: &std::path::Path) -> anyhow::Result<TrainCo
         vgg: None,
         seg_weights: None,
         seg_width: 1.0,
-        seg_classes: 21,
+        seg_classes: crate::data::classes::class_counts(&args.data)?.first().map_or(21, |&(_, n)| n),
         val_every: 500,
         val_samples: 32,
     };
@@ -355,7 +356,7 @@ pub fn resolve(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
 /// Set-up errors and training failures.
 pub fn run_train(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
     if let Some(TrainSub::Seg(s)) = &args.sub {
-        let device = open_device(s.device).map_err(anyhow::Error::msg)?;
+        let device = open_device(s.device)?;
         let cfg = SegTrainConfig {
             data: s.data.clone(),
             out: s.out.clone(),
@@ -368,14 +369,15 @@ pub fn run_train(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
             seed: s.seed,
         };
         let bar = Progress::new(cfg.steps as u64, quiet);
+        let classes = cfg.resolved_classes()?;
         let miou = train_seg(&cfg, &device, &|_, msg| bar.step(msg))?;
         bar.finish();
-        eprintln!("csgis: DeepLabv3+ trained for {} steps; val mIoU {miou:.4}", cfg.steps);
+        eprintln!("csgis: DeepLabv3+ ({classes} classes) trained for {} steps; val mIoU {miou:.4}", cfg.steps);
         return Ok(());
     }
     if let Some(TrainSub::RecalibrateBn(r)) = &args.sub {
         anyhow::ensure!(!crate::io::same_file(&r.weights, &r.output), "{}: refusing to overwrite the input weights", r.output.display());
-        let device = open_device(r.device).map_err(anyhow::Error::msg)?;
+        let device = open_device(r.device)?;
         let cfg = RecalibrateConfig { data: r.data.clone(), batches: r.batches, batch: r.batch, crop: r.crop, seed: r.seed };
         let net = recalibrate_bn(&r.weights, &r.output, &cfg, &device)
             .with_context(|| format!("recalibrating {}", r.weights.display()))?;
@@ -393,7 +395,7 @@ pub fn run_train(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     let cfg = resolve(args)?;
-    let device = open_device(args.device).map_err(anyhow::Error::msg)?;
+    let device = open_device(args.device)?;
     let bar = Progress::new(cfg.steps as u64, quiet);
     let summary = train(&cfg, &device, args.resume, &|_, msg| bar.step(msg))
         .with_context(|| format!("training into {}", cfg.out.display()))?;

@@ -8,15 +8,16 @@
 //! 3. the passing candidate with the largest structure SSIM becomes the GT; when none
 //!    passes, the image is dropped and the reason (best figures seen) is logged and kept
 //!    in its record;
-//! 4. write `gt/<id>.png`, `edge/<id>.png` ([`edge_labels`]), `oversmoothed/<id>.png`
-//!    ([`oversmooth`]), `label/<id>.png` when a label map came with the image, and one
-//!    `input/<id>/<texture>.png` per texture ([`blend_texture`] of the 8-bit GT);
+//! 4. write ([`crate::data::gt::write_gt`]) `gt/<id>.png`, `edge/<id>.png`
+//!    ([`crate::data::edge_labels`]), `oversmoothed/<id>.png` ([`crate::data::oversmooth`]),
+//!    `label/<id>.png` when a label map came with the image, and one
+//!    `input/<id>/<texture>.png` per texture ([`crate::data::blend_texture`] of the 8-bit GT);
 //! 5. write `records/<id>.json` last ([`crate::data::records`]): the candidates' figures, the choice, the manifest
 //!    lines. A rerun skips every source whose record exists (kept or dropped), only
 //!    blending the textures a kept record lacks; so a killed build resumes.
 //!
 //! At the end `manifest.jsonl` is rewritten from all records in `OUT/records`, sorted
-//! by GT id, and the split of each GT comes from [`split_for`].
+//! by GT id, and the split of each GT comes from [`crate::data::manifest::split_for`].
 //!
 //! PASCAL VOC 2012 works as a source: `--images VOC2012/JPEGImages --labels
 //! VOC2012/SegmentationClass` pairs `x.jpg` with the palette PNG `x.png` (255 = ignore);
@@ -26,49 +27,13 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use crate::data::blend::blend_texture;
 use crate::data::candidates::Candidate;
-use crate::data::edges::{edge_labels, EdgeChannel};
-use crate::data::imageio::{fit_max_side, load_label, load_rgb, quantized, save_gray8, save_label, save_png, Gray8};
-use crate::data::manifest::{split_for, Entry, SplitFractions};
-use crate::data::oversmooth::{oversmooth, OversmoothParams};
+use crate::data::gt::{BuildConfig, Made, Texture};
+use crate::data::imageio::{fit_max_side, load_label, load_rgb, Gray8};
+use crate::data::records::{process_resumable, BuildReport, CandidateScore, GtRecord, OnDone};
 use crate::data::screen::{screen, structure_regions, ScreenParams};
-pub use crate::data::records::{process_resumable, BuildReport, CandidateScore, GtRecord, OnDone};
 use crate::ops::Planes;
 use crate::{Error, Result};
-
-/// Settings shared by `build` and `synth`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct BuildConfig {
-    /// Longest side of a GT in pixels (400).
-    pub max_side: usize,
-    /// Shortest side a GT may have (128).
-    pub min_side: usize,
-    /// Screening thresholds.
-    pub screen: ScreenParams,
-    /// GT channel of the edge labels.
-    pub edge_channel: EdgeChannel,
-    /// Validation and test shares of the GTs.
-    pub splits: SplitFractions,
-    /// Seed of the split assignment.
-    pub seed: u64,
-    /// The over-smoothed negative's bilateral filter.
-    pub oversmooth: OversmoothParams,
-}
-
-impl Default for BuildConfig {
-    fn default() -> Self {
-        Self {
-            max_side: 400,
-            min_side: 128,
-            screen: ScreenParams::default(),
-            edge_channel: EdgeChannel::default(),
-            splits: SplitFractions::default(),
-            seed: 0,
-            oversmooth: OversmoothParams::default(),
-        }
-    }
-}
 
 /// One source image and its optional label map.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,15 +44,6 @@ pub struct Source {
     pub image: PathBuf,
     /// A class-index label map of the same size, if any.
     pub label: Option<PathBuf>,
-}
-
-/// A texture, kept as its eq. 14 grey plane.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Texture {
-    /// File-name-safe id.
-    pub id: String,
-    /// The grey texture (one plane).
-    pub gray: Planes,
 }
 
 /// Replaces every character outside `[A-Za-z0-9._-]` by `_`.
@@ -219,46 +175,6 @@ fn drop_reason(scores: &[CandidateScore]) -> String {
         _ => "no candidates".into(),
     }
 }
-
-/// Writes a GT's files and its textured inputs; returns the record's entries.
-///
-/// # Errors
-/// Write failures.
-pub fn write_gt(out: &Path, id: &str, gt: &Planes, label: Option<&Gray8>, textures: &[Texture], cfg: &BuildConfig) -> Result<Vec<Entry>> {
-    let gt = quantized(gt);
-    let rel = |dir: &str| PathBuf::from(dir).join(format!("{id}.png"));
-    save_png(&out.join(rel("gt")), &gt)?;
-    save_gray8(&out.join(rel("edge")), &edge_labels(&gt, cfg.edge_channel))?;
-    save_png(&out.join(rel("oversmoothed")), &oversmooth(&gt, &cfg.oversmooth))?;
-    if let Some(l) = label {
-        save_label(&out.join(rel("label")), l)?;
-    }
-    blend_inputs(out, id, &gt, label.is_some(), textures, cfg)
-}
-
-/// Blends `textures` onto an 8-bit GT and writes the inputs; returns their entries.
-pub(crate) fn blend_inputs(out: &Path, id: &str, gt: &Planes, has_label: bool, textures: &[Texture], cfg: &BuildConfig) -> Result<Vec<Entry>> {
-    let split = split_for(id, cfg.splits, cfg.seed);
-    let rel = |dir: &str| PathBuf::from(dir).join(format!("{id}.png"));
-    textures
-        .iter()
-        .map(|t| {
-            let input = PathBuf::from("input").join(id).join(format!("{}.png", t.id));
-            save_png(&out.join(&input), &blend_texture(gt, &t.gray))?;
-            Ok(Entry {
-                split,
-                input,
-                gt: rel("gt"),
-                edge: rel("edge"),
-                oversmoothed: rel("oversmoothed"),
-                label: has_label.then(|| rel("label")),
-            })
-        })
-        .collect()
-}
-
-/// A GT, its optional label map, or nothing when the source was dropped.
-pub type Made = Option<(Planes, Option<Gray8>)>;
 
 /// Screens one source image (see the module header); the record says why when dropped.
 ///

@@ -14,7 +14,8 @@
 //! The GT is quantised to 8 bits first, because the reference read it back from an
 //! 8-bit file; labels made here therefore match labels made later from the PNG.
 
-use crate::data::imageio::{to_u8, Gray8};
+use crate::data::imageio::Gray8;
+use crate::io::quantize8;
 use crate::ops::{sobel_plane, Planes};
 
 /// The label threshold on the 0.5·|Gx| + 0.5·|Gy| scale (0–255).
@@ -48,14 +49,14 @@ impl std::str::FromStr for EdgeChannel {
 pub fn edge_channel_u8(gt: &Planes, channel: EdgeChannel) -> Vec<u8> {
     let n = gt.plane_len();
     if gt.c < 3 {
-        return gt.plane(0).iter().map(|&v| to_u8(v)).collect();
+        return gt.plane(0).iter().map(|&v| quantize8(v)).collect();
     }
     match channel {
-        EdgeChannel::Blue => gt.plane(2).iter().map(|&v| to_u8(v)).collect(),
+        EdgeChannel::Blue => gt.plane(2).iter().map(|&v| quantize8(v)).collect(),
         EdgeChannel::Luma => (0..n)
             .map(|i| {
-                let q = |ch: usize| f32::from(to_u8(gt.data[ch * n + i]));
-                to_u8((0.299 * q(0) + 0.587 * q(1) + 0.114 * q(2)) / 255.0)
+                let q = |ch: usize| f32::from(quantize8(gt.data[ch * n + i]));
+                quantize8((0.299 * q(0) + 0.587 * q(1) + 0.114 * q(2)) / 255.0)
             })
             .collect(),
     }

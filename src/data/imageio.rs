@@ -15,6 +15,9 @@ use std::path::Path;
 use image::imageops::FilterType;
 use image::{ImageBuffer, Rgb};
 
+use crate::io::quantize8;
+#[cfg(test)]
+use crate::io::quantized;
 use crate::ops::Planes;
 use crate::{Error, Result};
 
@@ -36,8 +39,9 @@ fn bad(path: &Path, reason: impl Into<String>) -> Error {
     Error::BadImage { path: path.to_path_buf(), reason: reason.into() }
 }
 
-/// Decodes an image file (PNG, JPEG, WebP, TIFF, or a GIMP `.pat` pattern) as RGB in
-/// [0, 1]; grey images are replicated to three planes and alpha is dropped.
+/// Decodes an image file (PNG, JPEG, WebP, TIFF through [`crate::io::decode_file`], or a GIMP
+/// `.pat` pattern) as RGB in [0, 1]; grey images are replicated to three planes and alpha is
+/// dropped.
 ///
 /// # Errors
 /// [`Error::Io`] or [`Error::Image`] when the file cannot be read or decoded,
@@ -51,25 +55,16 @@ pub fn load_rgb(path: &Path) -> Result<Planes> {
 /// # Errors
 /// As [`load_rgb`].
 pub fn load_rgba(path: &Path) -> Result<(Planes, Vec<f32>)> {
-    let img = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("pat")) {
-        decode_gimp_pat(path)?
+    let (planes, alpha) = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("pat")) {
+        crate::io::decode::planes_of(&decode_gimp_pat(path)?)
     } else {
-        image::open(path).map_err(|cause| Error::Image { path: path.to_path_buf(), cause })?
+        let d = crate::io::decode_file(path, u64::MAX)?;
+        (d.rgb, d.alpha)
     };
-    let rgba = img.to_rgba32f();
-    let (w, h) = (rgba.width() as usize, rgba.height() as usize);
-    if w == 0 || h == 0 {
+    if planes.data.is_empty() {
         return Err(bad(path, "empty image"));
     }
-    let n = w * h;
-    let mut planes = Planes::zeros(3, h, w);
-    let mut alpha = vec![0.0; n];
-    for (i, p) in rgba.pixels().enumerate() {
-        for ch in 0..3 {
-            planes.data[ch * n + i] = p.0[ch].clamp(0.0, 1.0);
-        }
-        alpha[i] = p.0[3].clamp(0.0, 1.0);
-    }
+    let alpha = alpha.unwrap_or_else(|| vec![1.0; planes.plane_len()]);
     Ok((planes, alpha))
 }
 
@@ -100,19 +95,6 @@ fn decode_gimp_pat(path: &Path) -> Result<image::DynamicImage> {
         _ => image::RgbaImage::from_raw(w32, h32, pixels).map(image::DynamicImage::ImageRgba8),
     };
     img.ok_or_else(|| bad(path, "GIMP pattern size mismatch"))
-}
-
-/// Quantises a [0, 1] value to 8 bits (round half up, saturating).
-#[must_use]
-pub fn to_u8(v: f32) -> u8 {
-    (v * 255.0 + 0.5).clamp(0.0, 255.0) as u8
-}
-
-/// The 8-bit quantised copy of an image, back on the [0, 1] scale: what a reader of
-/// the written PNG will see.
-#[must_use]
-pub fn quantized(p: &Planes) -> Planes {
-    Planes { data: p.data.iter().map(|&v| f32::from(to_u8(v)) / 255.0).collect(), ..*p }
 }
 
 /// Resizes so that the longer side is at most `max_side` (Lanczos-3); smaller images
@@ -196,7 +178,7 @@ pub fn save_png(path: &Path, p: &Planes) -> Result<()> {
     let mut bytes = Vec::with_capacity(p.data.len());
     for i in 0..n {
         for ch in 0..p.c {
-            bytes.push(to_u8(p.data[ch * n + i]));
+            bytes.push(quantize8(p.data[ch * n + i]));
         }
     }
     write_png(path, (p.w, p.h), color, None, &bytes)
@@ -219,14 +201,19 @@ pub fn save_label(path: &Path, g: &Gray8) -> Result<()> {
     write_png(path, (g.w, g.h), png::ColorType::Indexed, Some(palette), &g.data)
 }
 
-/// Reads an 8-bit grey PNG or any image as its luma bytes (edge maps).
+/// Reads an 8-bit grey PNG as its bytes (edge maps); a colour image gives its BT.709 luma.
 ///
 /// # Errors
 /// [`Error::Io`] or [`Error::Image`] when unreadable.
 pub fn load_gray8(path: &Path) -> Result<Gray8> {
-    let img = image::open(path).map_err(|cause| Error::Image { path: path.to_path_buf(), cause })?;
-    let g = img.to_luma8();
-    Ok(Gray8 { h: g.height() as usize, w: g.width() as usize, data: g.into_raw() })
+    let d = crate::io::decode_file(path, u64::MAX)?;
+    let (rgb, n) = (&d.rgb, d.rgb.plane_len());
+    let data = if d.gray {
+        rgb.plane(0).iter().map(|&v| quantize8(v)).collect()
+    } else {
+        (0..n).map(|i| quantize8(0.2126 * rgb.data[i] + 0.7152 * rgb.data[n + i] + 0.0722 * rgb.data[2 * n + i])).collect()
+    };
+    Ok(Gray8 { h: rgb.h, w: rgb.w, data })
 }
 
 /// Reads a class-index label map: palette PNG indices, grey values, or VOC colours.
@@ -295,7 +282,7 @@ pub fn to_rgb_image(p: &Planes) -> ImageBuffer<Rgb<u8>, Vec<u8>> {
     let n = p.plane_len();
     ImageBuffer::from_fn(p.w as u32, p.h as u32, |x, y| {
         let i = y as usize * p.w + x as usize;
-        let v = |ch: usize| to_u8(p.data[ch.min(p.c - 1) * n + i]);
+        let v = |ch: usize| quantize8(p.data[ch.min(p.c - 1) * n + i]);
         Rgb([v(0), v(1), v(2)])
     })
 }

@@ -109,10 +109,8 @@ pub fn load_manifest(path: &Path) -> Result<Vec<Entry>> {
         if line.trim().is_empty() {
             continue;
         }
-        let entry: Entry = serde_json::from_str(&line).map_err(|e| Error::Dataset {
-            path: path.to_path_buf(),
-            reason: format!("line {}: {e}", i + 1),
-        })?;
+        let entry: Entry =
+            serde_json::from_str(&line).map_err(|e| Error::json(path, format!("line {} is not a manifest entry", i + 1), e))?;
         out.push(entry.resolved(root));
     }
     Ok(out)
@@ -126,7 +124,7 @@ pub fn write_manifest(path: &Path, entries: &[Entry]) -> Result<()> {
     let mut text = String::new();
     for e in entries {
         let line = serde_json::to_string(e)
-            .map_err(|err| Error::Dataset { path: path.to_path_buf(), reason: err.to_string() })?;
+            .map_err(|err| Error::json(path, "cannot serialise an entry", err))?;
         text.push_str(&line);
         text.push('\n');
     }

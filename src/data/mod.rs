@@ -6,7 +6,8 @@
 //! 1. [`build`]: smoothing candidates (BF, L0, RGF, RTV, SDF) per source image, the
 //!    [`screen`] tests (eq. 12 smoothness, SSIM structure), the chosen GT, its [`edges`]
 //!    label, its [`oversmooth`] negative, one [`blend`]ed input per texture (eq. 14–16)
-//!    and the JSON-lines [`manifest`].
+//!    and the JSON-lines [`manifest`]; [`gt`] writes each GT's files and [`records`] makes
+//!    the build resumable.
 //! 2. [`synth`]: segmentation labels by construction, clip art composited over smoothed
 //!    photo backgrounds, then the same outputs as `build`.
 //! 3. [`sample`](mod@sample): the trainer's random crops, flips, rotations and colour jitter.
@@ -18,7 +19,9 @@
 pub mod blend;
 pub mod build;
 pub mod candidates;
+pub mod classes;
 pub mod edges;
+pub mod gt;
 pub mod imageio;
 pub mod manifest;
 pub mod oversmooth;
@@ -31,6 +34,7 @@ pub mod synth;
 pub mod texture_draw;
 
 pub use blend::blend_texture;
+pub use classes::{class_count, CLASSES_FILE};
 pub use edges::{edge_labels, EdgeChannel};
 pub use manifest::{load_manifest, Entry, Split};
 pub use sample::{sample, sample_with, Sample, SampleConfig};

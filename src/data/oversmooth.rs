@@ -20,7 +20,7 @@
 
 use rayon::prelude::*;
 
-use crate::data::imageio::to_u8;
+use crate::io::quantize8;
 use crate::ops::{Border, Planes};
 
 /// Settings of the over-smoothing bilateral filter, OpenCV's units.
@@ -47,7 +47,7 @@ pub fn oversmooth(img: &Planes, p: &OversmoothParams) -> Planes {
     let n = h * w;
     let r = (p.diameter / 2) as isize;
     // 8-bit, interleaved, as OpenCV sees the GT file.
-    let px: Vec<u8> = (0..n).flat_map(|i| (0..c).map(move |ch| i + ch * n)).map(|j| to_u8(img.data[j])).collect();
+    let px: Vec<u8> = (0..n).flat_map(|i| (0..c).map(move |ch| i + ch * n)).map(|j| quantize8(img.data[j])).collect();
     let color_lut: Vec<f32> = (0..=255 * c)
         .map(|d| (-(d as f32).powi(2) / (2.0 * p.sigma_color * p.sigma_color)).exp())
         .collect();
@@ -99,7 +99,7 @@ mod tests {
         let p = OversmoothParams { diameter: 9, ..OversmoothParams::default() };
         let flat = Planes::constant(3, 10, 12, 0.4);
         let out = oversmooth(&flat, &p);
-        assert!(out.data.iter().all(|v| (v - f32::from(to_u8(0.4)) / 255.0).abs() < 1e-5));
+        assert!(out.data.iter().all(|v| (v - f32::from(quantize8(0.4)) / 255.0).abs() < 1e-5));
         let step = Planes::from_fn(3, 10, 12, |_, _, x| if x < 6 { 0.3 } else { 0.7 });
         let out = oversmooth(&step, &p);
         // σc = 200 barely protects a 0.4 step: both sides move well toward each other.
@@ -112,7 +112,7 @@ mod tests {
         let img = Planes::from_fn(3, 6, 7, |c, y, x| ((c * 40 + y * 30 + x * 17) % 256) as f32 / 255.0);
         let out = oversmooth(&img, &p);
         let r = |i: isize, n: usize| Border::Reflect101.index(i, n);
-        let v = |c: usize, y: isize, x: isize| f32::from(to_u8(img.get(c, r(y, 6), r(x, 7))));
+        let v = |c: usize, y: isize, x: isize| f32::from(quantize8(img.get(c, r(y, 6), r(x, 7))));
         let (y, x) = (0isize, 3isize);
         let (mut num, mut den) = (0.0f32, 0.0f32);
         for dy in -2isize..=2 {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use crate::data::build::{blend_inputs, write_gt, BuildConfig, Made, Texture};
+use crate::data::gt::{blend_inputs, write_gt, BuildConfig, Made, Texture};
 use crate::data::imageio::{load_rgb, write_file};
 use crate::data::manifest::{write_manifest, Entry};
 use crate::data::screen::Screening;
@@ -91,7 +91,7 @@ pub fn read_record(out: &Path, id: &str) -> Option<GtRecord> {
 /// Write failures.
 pub fn write_record(out: &Path, rec: &GtRecord) -> Result<()> {
     let path = record_path(out, &rec.id);
-    let text = serde_json::to_string_pretty(rec).map_err(|e| Error::Dataset { path: path.clone(), reason: e.to_string() })?;
+    let text = serde_json::to_string_pretty(rec).map_err(|e| Error::json(&path, "cannot serialise the record", e))?;
     write_file(&path, text.as_bytes())
 }
 

@@ -16,7 +16,7 @@
 //! 4. the composite must pass the eq. 12 smoothness test again (clip art with hatching or
 //!    photographic fills fails): up to `object_attempts` object draws per background, then
 //!    up to `attempts` backgrounds, then the GT is dropped with the reasons;
-//! 5. then the same outputs as `build` ([`crate::data::build::write_gt`]): edge labels, over-smoothed negative,
+//! 5. then the same outputs as `build` ([`crate::data::gt::write_gt`]): edge labels, over-smoothed negative,
 //!    one textured input per texture, the label map, records and the manifest.
 //!
 //! Every GT is drawn from a generator seeded by (seed, GT index) alone, so a rerun
@@ -24,7 +24,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::data::build::{choose_gt, list_images, resize_nearest, BuildConfig, Texture};
+use crate::data::build::{choose_gt, list_images, resize_nearest};
+use crate::data::gt::{BuildConfig, Texture};
 use crate::data::records::{process_resumable, BuildReport, GtRecord, OnDone};
 use crate::data::candidates::Candidate;
 use crate::data::imageio::{fit_max_side, load_rgb, load_rgba, resize, Gray8, IGNORE};
@@ -300,11 +301,7 @@ pub fn synth(out: &Path, photos: &[PathBuf], art: &ClipArt, textures: &[Texture]
         return Err(Error::Dataset { path: out.to_path_buf(), reason: "no background photos".into() });
     }
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    let mut classes = vec![serde_json::json!({"id": 0, "name": "background"})];
-    classes.extend(art.classes.iter().enumerate().map(|(i, n)| serde_json::json!({"id": i + 1, "name": n})));
-    classes.push(serde_json::json!({"id": IGNORE, "name": "ignore"}));
-    let path = out.join("classes.json");
-    std::fs::write(&path, serde_json::Value::Array(classes).to_string()).map_err(|e| Error::io(&path, e))?;
+    crate::data::classes::write_classes(out, &art.classes)?;
     let indices: Vec<usize> = (0..cfg.count).collect();
     process_resumable(out, &indices, &cfg.build, textures, |&k| format!("synth_{k:05}"), |&k| {
         let id = format!("synth_{k:05}");

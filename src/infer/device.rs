@@ -4,6 +4,8 @@ use std::str::FromStr;
 
 use candle_core::{DType, Device};
 
+use crate::{Error, Result};
+
 /// `--device auto|cpu|cuda[:N]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceChoice {
@@ -16,9 +18,9 @@ pub enum DeviceChoice {
 }
 
 impl FromStr for DeviceChoice {
-    type Err = String;
+    type Err = Error;
 
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self> {
         match s {
             "auto" => Ok(Self::Auto),
             "cpu" => Ok(Self::Cpu),
@@ -27,7 +29,7 @@ impl FromStr for DeviceChoice {
                 .strip_prefix("cuda:")
                 .and_then(|n| n.parse().ok())
                 .map(Self::Cuda)
-                .ok_or_else(|| format!("unknown device '{s}': expected auto, cpu, cuda or cuda:N")),
+                .ok_or_else(|| Error::UnknownChoice { what: "device", value: s.into(), expected: "auto, cpu, cuda or cuda:N" }),
         }
     }
 }
@@ -35,9 +37,9 @@ impl FromStr for DeviceChoice {
 /// Opens the chosen device.
 ///
 /// # Errors
-/// A message when CUDA is asked for and this build lacks the `cuda` feature, or the GPU
-/// cannot be opened.
-pub fn open_device(choice: DeviceChoice) -> Result<Device, String> {
+/// [`Error::NoCuda`] when CUDA is asked for and this build lacks the `cuda` feature,
+/// [`Error::DeviceOpen`] when the GPU cannot be opened.
+pub fn open_device(choice: DeviceChoice) -> Result<Device> {
     match choice {
         DeviceChoice::Cpu => Ok(Device::Cpu),
         DeviceChoice::Auto => {
@@ -49,11 +51,9 @@ pub fn open_device(choice: DeviceChoice) -> Result<Device, String> {
         }
         DeviceChoice::Cuda(n) => {
             if !cfg!(feature = "cuda") {
-                return Err("this csgis was built without CUDA support: rebuild with \
-                            `cargo build --release --features cuda`, or use --device cpu"
-                    .into());
+                return Err(Error::NoCuda);
             }
-            Device::new_cuda(n).map_err(|e| format!("cannot open cuda:{n}: {e}"))
+            Device::new_cuda(n).map_err(|source| Error::DeviceOpen { device: format!("cuda:{n}"), source })
         }
     }
 }
@@ -71,14 +71,14 @@ pub enum Precision {
 }
 
 impl FromStr for Precision {
-    type Err = String;
+    type Err = Error;
 
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self> {
         match s {
             "f32" => Ok(Self::F32),
             "f16" => Ok(Self::F16),
             "bf16" => Ok(Self::Bf16),
-            _ => Err(format!("unknown dtype '{s}': expected f32, f16 or bf16")),
+            _ => Err(Error::UnknownChoice { what: "dtype", value: s.into(), expected: "f32, f16 or bf16" }),
         }
     }
 }
@@ -105,9 +105,11 @@ mod tests {
 
     #[test]
     fn parses_devices() {
-        assert_eq!("cuda:3".parse(), Ok(DeviceChoice::Cuda(3)));
-        assert_eq!("cuda".parse(), Ok(DeviceChoice::Cuda(0)));
-        assert!("gpu".parse::<DeviceChoice>().is_err());
+        assert_eq!("cuda:3".parse::<DeviceChoice>().ok(), Some(DeviceChoice::Cuda(3)));
+        assert_eq!("cuda".parse::<DeviceChoice>().ok(), Some(DeviceChoice::Cuda(0)));
+        let err = "gpu".parse::<DeviceChoice>().expect_err("gpu");
+        assert!(matches!(err, Error::UnknownChoice { what: "device", .. }), "{err}");
+        assert_eq!(err.to_string(), "unknown device 'gpu': expected auto, cpu, cuda or cuda:N");
     }
 
     #[test]
@@ -120,7 +122,8 @@ mod tests {
     #[cfg(not(feature = "cuda"))]
     #[test]
     fn cuda_without_the_feature_says_so() {
-        assert!(open_device(DeviceChoice::Cuda(0)).unwrap_err().contains("--features cuda"));
+        let err = open_device(DeviceChoice::Cuda(0)).expect_err("no cuda");
+        assert!(matches!(err, Error::NoCuda) && err.to_string().contains("--features cuda"), "{err}");
         assert!(open_device(DeviceChoice::Auto).unwrap().is_cpu());
     }
 }

@@ -1,6 +1,8 @@
-//! Inference: running a loaded network over whole images, tiled when they are large.
+//! Inference: running a loaded network over whole images, tiled when they are large, and the
+//! engines (network or classical operator) that smooth an image.
 
 pub mod device;
+pub mod engine;
 pub mod tile;
 
 use candle_core::{DType, Device};
@@ -10,11 +12,11 @@ use crate::io::tensor::{planes_to_tensor, tensor_to_planes};
 use crate::model::{Arch, Network};
 use crate::ops::Planes;
 pub use device::{effective_dtype, open_device, DeviceChoice, Precision};
+pub use engine::{blend, build_engine, load_model, ClassicalEngine, EmbeddedModel, Engine, ModelSource, NetEngine};
 pub use tile::{feather_weight, tile_grid, Tile};
 
 /// Width of the feathered band on each side of a tile seam, in pixels.
 pub const FEATHER: usize = 8;
-
 
 /// How images are cut for inference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -37,7 +37,7 @@ pub fn decode(bytes: &[u8], origin: &Path, max_pixels: u64) -> Result<Decoded> {
     if bytes.is_empty() {
         return Err(bad("empty file".into()));
     }
-    let image_err = |cause| Error::Image { path: origin.to_path_buf(), cause };
+    let image_err = |source| Error::Image { path: origin.to_path_buf(), source };
     let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| Error::io(origin, e))?;
     let format = reader.format().ok_or_else(|| bad("unknown image format".into()))?;
     // The pixel limit below is ours; lift the codec's 512 MB allocation cap so that it does not
@@ -63,12 +63,28 @@ pub fn decode(bytes: &[u8], origin: &Path, max_pixels: u64) -> Result<Decoded> {
     Ok(from_dynamic(&img, icc, format))
 }
 
+/// Reads and decodes an image file; see [`decode`].
+///
+/// # Errors
+/// [`Error::Io`] when the file cannot be read, else as [`decode`].
+pub fn decode_file(path: &Path, max_pixels: u64) -> Result<Decoded> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    decode(&bytes, path, max_pixels)
+}
+
 /// Splits a decoded image into RGB planes and alpha.
 #[must_use]
 pub fn from_dynamic(img: &DynamicImage, icc: Option<Vec<u8>>, format: ImageFormat) -> Decoded {
     use DynamicImage as D;
     let gray = matches!(img, D::ImageLuma8(_) | D::ImageLumaA8(_) | D::ImageLuma16(_) | D::ImageLumaA16(_));
     let high_depth = !matches!(img, D::ImageLuma8(_) | D::ImageLumaA8(_) | D::ImageRgb8(_) | D::ImageRgba8(_));
+    let (rgb, alpha) = planes_of(img);
+    Decoded { rgb, alpha, gray, high_depth, icc, format }
+}
+
+/// An image's RGB planes in [0, 1] (grey replicated) and its alpha plane, when it has one.
+#[must_use]
+pub fn planes_of(img: &DynamicImage) -> (Planes, Option<Vec<f32>>) {
     let has_alpha = img.color().has_alpha();
     let (w, h) = (img.width() as usize, img.height() as usize);
     let rgba = img.to_rgba32f();
@@ -82,5 +98,5 @@ pub fn from_dynamic(img: &DynamicImage, icc: Option<Vec<u8>>, format: ImageForma
             a[i] = px.0[3].clamp(0.0, 1.0);
         }
     }
-    Decoded { rgb, alpha, gray, high_depth, icc, format }
+    (rgb, alpha)
 }

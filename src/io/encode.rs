@@ -84,8 +84,18 @@ pub struct EncodeOptions<'a> {
     pub icc: Option<&'a [u8]>,
 }
 
-fn quantize8(v: f32) -> u8 {
+/// Quantises a value to 8 bits: clipped to [0, 1], then rounded to the nearest of 256 steps.
+/// The one 8-bit quantiser: image outputs, dataset files and `eval`'s scoring all use it.
+#[must_use]
+pub fn quantize8(v: f32) -> u8 {
     (v.clamp(0.0, 1.0) * 255.0).round() as u8
+}
+
+/// The 8-bit quantised copy of an image, back on the [0, 1] scale: what a reader of the
+/// written 8-bit file will see.
+#[must_use]
+pub fn quantized(p: &Planes) -> Planes {
+    Planes { data: p.data.iter().map(|&v| f32::from(quantize8(v)) / 255.0).collect(), ..*p }
 }
 
 fn quantize16(v: f32) -> u16 {
@@ -162,7 +172,7 @@ pub fn encode(rgb: &Planes, opts: &EncodeOptions, format: OutFormat, target: &Pa
         OutFormat::WebP => write_with(&img, WebPEncoder::new_lossless(&mut out), opts.icc),
         OutFormat::Tiff => write_with(&img, TiffEncoder::new(&mut out), opts.icc),
     };
-    result.map_err(|cause| Error::Image { path: target.to_path_buf(), cause })?;
+    result.map_err(|source| Error::Image { path: target.to_path_buf(), source })?;
     Ok(out.into_inner())
 }
 

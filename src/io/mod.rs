@@ -10,6 +10,6 @@ pub mod job;
 pub mod tensor;
 
 pub use atomic::{write_atomic, Existing};
-pub use decode::{decode, Decoded};
-pub use encode::{encode, EncodeOptions, OutFormat};
+pub use decode::{decode, decode_file, Decoded};
+pub use encode::{encode, quantize8, quantized, EncodeOptions, OutFormat};
 pub use job::{expand_inputs, parse_file_list, plan_jobs, same_file, Input, Job, Naming, Output, Source};

@@ -30,16 +30,74 @@ pub struct LoadedModel {
     pub metadata: HashMap<String, String>,
 }
 
+/// Why a set of tensors, or a file's metadata, is not the network it should be.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Mismatch {
+    /// The tensor that gives C away is absent.
+    #[error("missing key {key}: not a CSGIS/JESS network")]
+    NotCsgis {
+        /// `descriptor.conv_in.weight`.
+        key: &'static str,
+    },
+    /// A tensor has the wrong shape.
+    #[error("{key} has shape {got:?}, expected {expected}")]
+    Shape {
+        /// The tensor's name.
+        key: String,
+        /// Its shape in the file.
+        got: Vec<usize>,
+        /// The shape the network needs (`[64, 3, 3, 3]`, `[C, 3, 3, 3]`).
+        expected: String,
+    },
+    /// The rHDC block indices have a gap.
+    #[error("descriptor.res16 block indices are not 0..{blocks}: {gap} is missing")]
+    BlockGap {
+        /// How many blocks the file has.
+        blocks: usize,
+        /// The first index missing.
+        gap: usize,
+    },
+    /// Tensors the network needs are absent.
+    #[error("missing key(s) for {arch}: {}", key_list(keys))]
+    Missing {
+        /// The network (`CSGIS-Net N = 12, C = 64`).
+        arch: String,
+        /// The absent keys, sorted.
+        keys: Vec<String>,
+    },
+    /// Tensors the network does not have are present.
+    #[error("unexpected key(s): {}", key_list(keys))]
+    Unexpected {
+        /// The extra keys, sorted.
+        keys: Vec<String>,
+    },
+    /// The metadata says csgis-lite but gives no widths.
+    #[error("arch is csgis-lite but the metadata has no widths")]
+    NoLiteWidths,
+    /// The metadata's csgis-lite widths are unreadable.
+    #[error("lite widths {0:?} are not four integers in 1..=4096")]
+    LiteWidths(String),
+}
+
+/// The first five keys, then how many more.
+fn key_list(keys: &[String]) -> String {
+    let shown: Vec<&str> = keys.iter().take(5).map(String::as_str).collect();
+    let more = keys.len().saturating_sub(5);
+    if more > 0 { format!("{} (and {more} more)", shown.join(", ")) } else { shown.join(", ") }
+}
+
 /// Infers N and C from tensor names and shapes, then checks the set of keys and every shape.
 ///
 /// # Errors
-/// A message naming the first offending keys: missing, unexpected or of the wrong shape.
-pub fn check_tensors(shapes: &HashMap<String, Vec<usize>>) -> std::result::Result<NetConfig, String> {
-    let conv_in = "descriptor.conv_in.weight";
-    let channels = match shapes.get(conv_in).map(Vec::as_slice) {
+/// A [`Mismatch`] naming the first offending keys: missing, unexpected or of the wrong shape.
+pub fn check_tensors(shapes: &HashMap<String, Vec<usize>>) -> std::result::Result<NetConfig, Mismatch> {
+    const CONV_IN: &str = "descriptor.conv_in.weight";
+    let channels = match shapes.get(CONV_IN).map(Vec::as_slice) {
         Some([c, 3, 3, 3]) => *c,
-        Some(other) => return Err(format!("{conv_in} has shape {other:?}, expected [C, 3, 3, 3]")),
-        None => return Err(format!("missing key {conv_in}: not a CSGIS/JESS network")),
+        Some(other) => {
+            return Err(Mismatch::Shape { key: CONV_IN.into(), got: other.to_vec(), expected: "[C, 3, 3, 3]".into() })
+        }
+        None => return Err(Mismatch::NotCsgis { key: CONV_IN }),
     };
     let indices: BTreeSet<usize> = shapes
         .keys()
@@ -48,7 +106,7 @@ pub fn check_tensors(shapes: &HashMap<String, Vec<usize>>) -> std::result::Resul
         .collect();
     let blocks = indices.len();
     if let Some(gap) = (0..blocks).find(|i| !indices.contains(i)) {
-        return Err(format!("descriptor.res16 block indices are not 0..{blocks}: {gap} is missing"));
+        return Err(Mismatch::BlockGap { blocks, gap });
     }
     let config = NetConfig { blocks, channels };
     check_exact(&Arch::Csgis(config), shapes)?;
@@ -58,47 +116,45 @@ pub fn check_tensors(shapes: &HashMap<String, Vec<usize>>) -> std::result::Resul
 /// The lite sizes named by a file's metadata, or `None` when it is not a lite file.
 ///
 /// # Errors
-/// A message when the metadata says lite but its `widths` are unreadable.
-fn lite_config(metadata: &HashMap<String, String>) -> std::result::Result<Option<LiteConfig>, String> {
+/// A [`Mismatch`] when the metadata says lite but its `widths` are unreadable.
+fn lite_config(metadata: &HashMap<String, String>) -> std::result::Result<Option<LiteConfig>, Mismatch> {
     if metadata.get("arch").map(String::as_str) != Some(LITE_ARCH_NAME) {
         return Ok(None);
     }
-    let text = metadata.get("widths").ok_or("arch is csgis-lite but the metadata has no widths")?;
-    let widths: Vec<usize> = text.split(',').map(|w| w.trim().parse()).collect::<std::result::Result<_, _>>()
-        .map_err(|_| format!("lite widths {text:?} are not four integers"))?;
+    let text = metadata.get("widths").ok_or(Mismatch::NoLiteWidths)?;
+    let widths: Vec<usize> = text
+        .split(',')
+        .map(|w| w.trim().parse())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| Mismatch::LiteWidths(text.clone()))?;
     match widths.as_slice() {
         &[a, b, c, d] if widths.iter().all(|&w| (1..=4096).contains(&w)) => Ok(Some(LiteConfig { widths: [a, b, c, d] })),
-        _ => Err(format!("lite widths {text:?} are not four integers in 1..=4096")),
+        _ => Err(Mismatch::LiteWidths(text.clone())),
     }
 }
 
 /// Checks that `shapes` are exactly the tensors of `arch` (names and shapes).
 ///
 /// # Errors
-/// A message naming the first missing, unexpected or misshapen keys.
-pub fn check_exact(arch: &Arch, shapes: &HashMap<String, Vec<usize>>) -> std::result::Result<(), String> {
+/// A [`Mismatch`] naming the first missing, unexpected or misshapen keys.
+pub fn check_exact(arch: &Arch, shapes: &HashMap<String, Vec<usize>>) -> std::result::Result<(), Mismatch> {
     let expected: HashMap<String, Vec<usize>> = arch.expected_tensors().into_iter().collect();
-    let mut missing: Vec<&String> = expected.keys().filter(|k| !shapes.contains_key(*k)).collect();
-    let mut extra: Vec<&String> = shapes.keys().filter(|k| !expected.contains_key(*k)).collect();
-    missing.sort();
-    extra.sort();
-    let list = |keys: &[&String]| {
-        let shown: Vec<&str> = keys.iter().take(5).map(|k| k.as_str()).collect();
-        let more = keys.len().saturating_sub(5);
-        if more > 0 { format!("{} (and {more} more)", shown.join(", ")) } else { shown.join(", ") }
+    let sorted = |mut keys: Vec<String>| {
+        keys.sort();
+        keys
     };
+    let missing = sorted(expected.keys().filter(|k| !shapes.contains_key(*k)).cloned().collect());
     if !missing.is_empty() {
-        return Err(format!("missing key(s) for {}: {}", arch.describe(), list(&missing)));
+        return Err(Mismatch::Missing { arch: arch.describe(), keys: missing });
     }
+    let extra = sorted(shapes.keys().filter(|k| !expected.contains_key(*k)).cloned().collect());
     if !extra.is_empty() {
-        return Err(format!("unexpected key(s): {}", list(&extra)));
+        return Err(Mismatch::Unexpected { keys: extra });
     }
-    let mut names: Vec<&String> = expected.keys().collect();
-    names.sort();
-    for name in names {
-        let (want, got) = (&expected[name], &shapes[name]);
+    for name in sorted(expected.keys().cloned().collect()) {
+        let (want, got) = (&expected[&name], &shapes[&name]);
         if want != got {
-            return Err(format!("{name} has shape {got:?}, expected {want:?}"));
+            return Err(Mismatch::Shape { key: name, got: got.clone(), expected: format!("{want:?}") });
         }
     }
     Ok(())
@@ -108,8 +164,8 @@ pub fn check_exact(arch: &Arch, shapes: &HashMap<String, Vec<usize>>) -> std::re
 /// The family comes from the metadata (`arch = csgis-lite`) or, failing that, the keys.
 ///
 /// # Errors
-/// [`Error::Weights`] naming the file and the cause: not safetensors, unknown/missing/extra
-/// keys, wrong shapes, non-finite values.
+/// [`Error::Weights`] naming the file and the cause (not safetensors, non-finite values), or
+/// [`Error::WeightsMismatch`] for unknown, missing or extra keys and wrong shapes.
 pub fn load_weights(bytes: &[u8], origin: &Path, device: &Device, dtype: DType) -> Result<LoadedModel> {
     let fail = |reason: String| Error::Weights { path: origin.to_path_buf(), reason };
     let metadata = safetensors::SafeTensors::read_metadata(bytes)
@@ -122,13 +178,14 @@ pub fn load_weights(bytes: &[u8], origin: &Path, device: &Device, dtype: DType) 
         .map_err(|e| fail(format!("cannot read tensors ({e})")))?;
     tensors.retain(|k, _| !k.ends_with("num_batches_tracked"));
     let shapes = shapes_of(&tensors);
-    let arch = match lite_config(&metadata).map_err(fail)? {
+    let mismatch = |source: Mismatch| Error::WeightsMismatch { path: origin.to_path_buf(), source };
+    let arch = match lite_config(&metadata).map_err(mismatch)? {
         Some(lite) => {
             let arch = Arch::Lite(lite);
-            check_exact(&arch, &shapes).map_err(fail)?;
+            check_exact(&arch, &shapes).map_err(mismatch)?;
             arch
         }
-        None => Arch::Csgis(check_tensors(&shapes).map_err(fail)?),
+        None => Arch::Csgis(check_tensors(&shapes).map_err(mismatch)?),
     };
     let mut as_f64 = HashMap::with_capacity(tensors.len());
     for (name, t) in tensors {

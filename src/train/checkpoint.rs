@@ -45,7 +45,7 @@ pub fn save_weights(varmap: &VarMap, arch: &Arch, path: &Path, step: usize) -> R
 pub fn save_checkpoint(out: &Path, varmap: &VarMap, arch: &Arch, adam: &Adam, state: &RunState) -> Result<()> {
     save_weights(varmap, arch, &out.join("last.safetensors"), state.step)?;
     adam.save(&out.join("optimizer.safetensors"))?;
-    let json = serde_json::to_vec_pretty(state).map_err(|e| Error::Dataset { path: out.into(), reason: e.to_string() })?;
+    let json = serde_json::to_vec_pretty(state).map_err(|e| Error::json(out.join("state.json"), "cannot serialise the run state", e))?;
     write_atomic(&out.join("state.json"), &json)
 }
 
@@ -57,7 +57,7 @@ pub fn load_checkpoint(out: &Path, varmap: &mut VarMap, adam: &mut Adam) -> Resu
     let state_path = out.join("state.json");
     let text = std::fs::read(&state_path).map_err(|e| Error::io(&state_path, e))?;
     let state: RunState = serde_json::from_slice(&text)
-        .map_err(|e| Error::Dataset { path: state_path.clone(), reason: format!("bad state.json: {e}") })?;
+        .map_err(|e| Error::json(&state_path, "not a run state", e))?;
     let weights = out.join("last.safetensors");
     varmap.load(&weights).map_err(|e| Error::Weights { path: weights.clone(), reason: e.to_string() })?;
     adam.load(&out.join("optimizer.safetensors"))?;

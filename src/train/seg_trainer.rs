@@ -26,8 +26,9 @@ pub struct SegTrainConfig {
     pub data: PathBuf,
     /// Output directory; writes `deeplab.safetensors` and `seg_log.jsonl`.
     pub out: PathBuf,
-    /// Classes including background.
-    pub classes: usize,
+    /// Classes including background; `None` takes the dataset's `classes.json` (21, PASCAL
+    /// VOC's count, when it has none).
+    pub classes: Option<usize>,
     /// MobileNetV2 width multiplier (1.0 = the authors' backbone).
     pub width: f64,
     /// Steps, batch, crop, learning rate, seed.
@@ -40,6 +41,27 @@ pub struct SegTrainConfig {
     pub lr: f64,
     /// Seed.
     pub seed: u64,
+}
+
+impl SegTrainConfig {
+    /// The class count to train: [`SegTrainConfig::classes`], or the dataset's.
+    ///
+    /// # Errors
+    /// A malformed `classes.json`, or a count that contradicts it.
+    pub fn resolved_classes(&self) -> Result<usize> {
+        let dataset = crate::data::class_count(&self.data)?;
+        match (self.classes, dataset) {
+            (Some(c), Some(d)) if c != d => Err(Error::ClassCount {
+                first: "--classes".into(),
+                first_classes: c,
+                second: format!("dataset {}", self.data.join(crate::data::CLASSES_FILE).display()),
+                second_classes: d,
+                hint: "; drop --classes to use the dataset's",
+            }),
+            (Some(c), _) => Ok(c),
+            (None, d) => Ok(d.unwrap_or(21)),
+        }
+    }
 }
 
 /// Mean intersection-over-union over classes present in prediction or truth (255 ignored).
@@ -66,7 +88,8 @@ pub fn mean_iou(pred: &[u32], truth: &[u32], classes: usize) -> f64 {
 /// Trains DeepLabv3+; returns the validation mIoU of the final weights.
 ///
 /// # Errors
-/// Dataset errors, or entries without labels.
+/// Dataset errors, entries without labels, or a class count that contradicts the dataset's
+/// `classes.json`.
 pub fn train_seg(cfg: &SegTrainConfig, device: &Device, progress: &dyn Fn(usize, &str)) -> Result<f64> {
     std::fs::create_dir_all(&cfg.out).map_err(|e| Error::io(&cfg.out, e))?;
     let train = split_entries(&cfg.data, Split::Train)?;
@@ -74,7 +97,8 @@ pub fn train_seg(cfg: &SegTrainConfig, device: &Device, progress: &dyn Fn(usize,
     if train.iter().any(|e| e.label.is_none()) {
         return Err(Error::Dataset { path: cfg.data.clone(), reason: "train seg needs a label for every entry".into() });
     }
-    let dl_cfg = DeepLabConfig { num_classes: cfg.classes, width_mult: cfg.width, ..DeepLabConfig::default() };
+    let classes = cfg.resolved_classes()?;
+    let dl_cfg = DeepLabConfig { num_classes: classes, width_mult: cfg.width, ..DeepLabConfig::default() };
     let varmap = VarMap::new();
     let net = DeepLabV3Plus::new(&dl_cfg, VarBuilder::from_varmap(&varmap, DType::F32, device))?;
     seeded_pytorch_init(&varmap, cfg.seed)?;
@@ -102,7 +126,7 @@ pub fn train_seg(cfg: &SegTrainConfig, device: &Device, progress: &dyn Fn(usize,
         preds.extend(logits.argmax(1)?.flatten_all()?.to_vec1::<u32>()?);
         truths.extend(labels.flatten_all()?.to_vec1::<u32>()?);
     }
-    let miou = mean_iou(&preds, &truths, cfg.classes);
+    let miou = mean_iou(&preds, &truths, classes);
     writeln!(log, "{}", json!({ "step": cfg.steps, "val_miou": miou })).map_err(|e| Error::io(&log_path, e))?;
     write_safetensors(&cfg.out.join("deeplab.safetensors"), &varmap_tensors(&varmap)?, None)?;
     Ok(miou)
@@ -119,5 +143,30 @@ mod tests {
         // class 0: inter 1, union 2; class 1: inter 2, union 3; class 2: 1/1.
         let expected = (0.5 + 2.0 / 3.0 + 1.0) / 3.0;
         assert!((mean_iou(&pred, &truth, 4) - expected).abs() < 1e-12);
+    }
+
+    #[test]
+    fn classes_default_to_the_datasets_and_must_agree_with_it() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tmp", e))?;
+        let mut cfg = SegTrainConfig {
+            data: dir.path().to_path_buf(),
+            out: dir.path().join("out"),
+            classes: None,
+            width: 0.25,
+            steps: 1,
+            batch: 2,
+            crop: 32,
+            lr: 1e-3,
+            seed: 0,
+        };
+        assert_eq!(cfg.resolved_classes()?, 21, "no classes.json: VOC's count");
+        crate::data::classes::write_classes(dir.path(), &["fruit".into(), "vehicle".into()])?;
+        assert_eq!(cfg.resolved_classes()?, 3);
+        cfg.classes = Some(3);
+        assert_eq!(cfg.resolved_classes()?, 3);
+        cfg.classes = Some(21);
+        let err = cfg.resolved_classes().expect_err("21 against 3").to_string();
+        assert!(err.contains("--classes has 21") && err.contains("has 3"), "{err}");
+        Ok(())
     }
 }

@@ -74,12 +74,41 @@ fn load_frozen(cfg: &TrainConfig, device: &Device) -> Result<Frozen> {
                 expected: "DeepLabv3+ weights from `csgis train seg`, or --no-semantic",
             });
         };
+        check_seg_classes(cfg, path)?;
         let dl = DeepLabConfig { num_classes: cfg.seg_classes, width_mult: cfg.seg_width, ..DeepLabConfig::default() };
         Some(DeepLabV3Plus::load(path, &dl, DType::F32, device)?)
     } else {
         None
     };
     Ok(Frozen { vgg, deeplab })
+}
+
+/// Checks, before step 1, that the DeepLab weights at `path` have as many classes as
+/// `cfg.seg_classes` and as every dataset's `classes.json`.
+fn check_seg_classes(cfg: &TrainConfig, path: &std::path::Path) -> Result<()> {
+    let n = DeepLabV3Plus::class_count(path)?;
+    let weights = || format!("DeepLab weights {}", path.display());
+    for (file, m) in crate::data::classes::class_counts(&cfg.data)? {
+        if m != n {
+            return Err(Error::ClassCount {
+                first: weights(),
+                first_classes: n,
+                second: format!("dataset {}", file.display()),
+                second_classes: m,
+                hint: "; train DeepLab on this dataset (`csgis train seg --data DIR`)",
+            });
+        }
+    }
+    if cfg.seg_classes != n {
+        return Err(Error::ClassCount {
+            first: weights(),
+            first_classes: n,
+            second: "--seg-classes".into(),
+            second_classes: cfg.seg_classes,
+            hint: "; drop --seg-classes or give the weights' count",
+        });
+    }
+    Ok(())
 }
 
 /// The loss terms of one batch, eq. 11.
@@ -182,7 +211,7 @@ pub fn new_network(arch: &Arch, seed: u64, device: &Device) -> Result<(VarMap, N
 pub fn train(cfg: &TrainConfig, device: &Device, resume: bool, progress: &dyn Fn(usize, &str)) -> Result<RunSummary> {
     let started = Instant::now();
     std::fs::create_dir_all(&cfg.out).map_err(|e| Error::io(&cfg.out, e))?;
-    let config_json = serde_json::to_vec_pretty(cfg).map_err(|e| Error::Dataset { path: cfg.out.clone(), reason: e.to_string() })?;
+    let config_json = serde_json::to_vec_pretty(cfg).map_err(|e| Error::json(cfg.out.join("config.json"), "cannot serialise the run configuration", e))?;
     super::files::write_atomic(&cfg.out.join("config.json"), &config_json)?;
     let (train_entries, val_entries) = entries_of(cfg)?;
     let textures = textures_of(cfg)?;
@@ -214,12 +243,7 @@ pub fn train(cfg: &TrainConfig, device: &Device, resume: bool, progress: &dyn Fn
         let total = weights.total(&terms)?;
         let loss = total.to_dtype(DType::F64)?.to_scalar::<f64>()?;
         if !loss.is_finite() {
-            return Err(Error::InvalidParam {
-                name: "loss",
-                value: format!("{loss} at step {step}"),
-                expected: "a finite loss; training stopped and the last good checkpoint was kept \
-                           (try a lower --lr)",
-            });
+            return Err(Error::Diverged { step, value: loss });
         }
         adam.backward_step(&total)?;
         last_loss = loss;

@@ -128,6 +128,23 @@ impl DeepLabV3Plus {
         build_from_safetensors(path, dtype, dev, |vb| Self::new(cfg, vb))
     }
 
+    /// The number of classes of the DeepLabv3+ weights at `path` (the length of the classifier
+    /// bias, `classifier.classifier.3.bias`), read without building the network.
+    ///
+    /// # Errors
+    /// An unreadable file, or one without that tensor.
+    pub fn class_count(path: &Path) -> crate::Result<usize> {
+        const KEY: &str = "classifier.classifier.3.bias";
+        let bytes = std::fs::read(path).map_err(|e| crate::Error::io(path, e))?;
+        let weights = |reason: String| crate::Error::Weights { path: path.to_path_buf(), reason };
+        let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| weights(e.to_string()))?;
+        let bias = st.tensor(KEY).map_err(|_| weights(format!("no {KEY}: not DeepLabv3+ weights")))?;
+        match bias.shape() {
+            [n] => Ok(*n),
+            other => Err(weights(format!("{KEY} has shape {other:?}, expected one dimension"))),
+        }
+    }
+
     /// Class logits at the input resolution for ImageNet-normalised `(N, 3, H, W)` input
     /// (H, W ≥ 3; odd and mixed-parity sizes work). `train` selects batch statistics in every
     /// BatchNorm (and updates their running averages) and enables dropout.
