@@ -143,6 +143,14 @@ pub enum Error {
     /// A tensor operation failed.
     #[error(transparent)]
     Tensor(#[from] candle_core::Error),
+    /// A training log could not be drawn.
+    #[error("plot {}: {reason}", path.display())]
+    Plot {
+        /// The picture being drawn.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 /// The library's result type.

@@ -141,6 +141,19 @@ pub enum TrainSub {
     Seg(SegArgs),
     /// Re-estimate a trained smoother's BatchNorm statistics on training crops (weights frozen).
     RecalibrateBn(RecalibrateArgs),
+    /// Draw a run's learning curves (loss terms, validation PSNR/SSIM, learning rate) as a PNG.
+    Plot(PlotArgs),
+}
+
+/// Arguments of `csgis train plot`.
+#[derive(Debug, Clone, Args)]
+pub struct PlotArgs {
+    /// The run directory (holding log.jsonl) or a log.jsonl file.
+    #[arg(value_name = "RUN")]
+    pub run: PathBuf,
+    /// The PNG to write [default: RUN/curves.png].
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// Arguments of `csgis train recalibrate-bn`.
@@ -373,6 +386,15 @@ pub fn run_train(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
         let miou = train_seg(&cfg, &device, &|_, msg| bar.step(msg))?;
         bar.finish();
         eprintln!("csgis: DeepLabv3+ ({classes} classes) trained for {} steps; val mIoU {miou:.4}", cfg.steps);
+        return Ok(());
+    }
+    if let Some(TrainSub::Plot(p)) = &args.sub {
+        let (log, dir) = if p.run.is_dir() { (p.run.join("log.jsonl"), p.run.clone()) } else { (p.run.clone(), p.run.parent().map(PathBuf::from).unwrap_or_default()) };
+        let out = p.output.clone().unwrap_or_else(|| dir.join("curves.png"));
+        crate::train::plot::plot_log(&log, &out).with_context(|| format!("plotting {}", log.display()))?;
+        if !quiet {
+            eprintln!("csgis: wrote {}", out.display());
+        }
         return Ok(());
     }
     if let Some(TrainSub::RecalibrateBn(r)) = &args.sub {

@@ -17,6 +17,7 @@ pub mod trainer;
 pub mod layers;
 pub mod losses;
 pub mod optim;
+pub mod plot;
 pub mod recalibrate;
 pub mod seg_trainer;
 pub mod vgg;
