@@ -16,7 +16,7 @@ use candle_core::{backend::BackendStorage, CpuStorage, CustomOp3, DType, Layout,
 use candle_nn::{BatchNorm, ModuleT};
 use rayon::prelude::*;
 
-use super::conv_cpu::{contiguous, dims4};
+use super::conv_cpu::{contiguous, cpu_float, dims4};
 
 /// `relu?(bn(x))` with `bn` in training mode (batch statistics), updating its running
 /// statistics. The BatchNorm must subtract the mean (PyTorch's and this project's default).
@@ -24,16 +24,15 @@ use super::conv_cpu::{contiguous, dims4};
 /// # Shapes
 /// (n, c, h, w) → (n, c, h, w).
 pub fn batch_norm_train(bn: &BatchNorm, x: &Tensor, relu: bool) -> Result<Tensor> {
-    let fast = x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) && x.rank() == 4;
+    let fast = cpu_float(&[x]) && x.rank() == 4;
     let Some((gamma, beta)) = bn.weight_and_bias().filter(|_| fast) else {
         let y = bn.forward_t(x, true)?;
         return if relu { y.relu() } else { Ok(y) };
     };
-    let shared = Arc::new(Mutex::new(None));
+    let shared: Slot<Stats> = Arc::default();
     let op = BnTrain { eps: bn.eps(), relu, stats: shared.clone() };
     let y = x.contiguous()?.apply_op3(&gamma.to_dtype(x.dtype())?, &beta.to_dtype(x.dtype())?, op)?;
-    let stats = shared.lock().map_err(|_| candle_core::Error::Msg("batch-norm statistics lock poisoned".into()))?;
-    let Some(s) = stats.as_ref() else { candle_core::bail!("batch-norm: the forward left no statistics") };
+    let s = get(&shared, "batch statistics")?;
     let (n, _, h, w) = x.dims4()?;
     let count = (n * h * w) as f64;
     let m = bn.momentum();
@@ -45,6 +44,22 @@ pub fn batch_norm_train(bn: &BatchNorm, x: &Tensor, relu: bool) -> Result<Tensor
     Var::from_tensor(bn.running_mean())?.set(&((bn.running_mean() * (1.0 - m))? + (mean * m)?)?)?;
     Var::from_tensor(bn.running_var())?.set(&((bn.running_var() * (1.0 - m))? + (var * (m * unbiased))?)?)?;
     Ok(y)
+}
+
+/// The value a forward op left for its caller or its backward (a side channel: a custom op
+/// returns one tensor).
+type Slot<T> = Arc<Mutex<Option<T>>>;
+
+/// Puts `value` into `slot`.
+fn put<T>(slot: &Mutex<Option<T>>, value: T) -> Result<()> {
+    *slot.lock().map_err(|_| candle_core::Error::Msg("batch-norm: a lock was poisoned".into()))? = Some(value);
+    Ok(())
+}
+
+/// A copy of what `slot` holds; `what` names it when it is empty.
+fn get<T: Clone>(slot: &Mutex<Option<T>>, what: &str) -> Result<T> {
+    let held = slot.lock().map_err(|_| candle_core::Error::Msg("batch-norm: a lock was poisoned".into()))?.clone();
+    held.ok_or_else(|| candle_core::Error::Msg(format!("batch-norm: no {what} yet")))
 }
 
 /// Per-channel batch statistics: mean and biased variance (f64).
@@ -60,7 +75,7 @@ struct Stats {
 struct BnTrain {
     eps: f64,
     relu: bool,
-    stats: Arc<Mutex<Option<Stats>>>,
+    stats: Slot<Stats>,
 }
 
 /// Sizes: images, channels, pixels per plane.
@@ -142,19 +157,17 @@ impl CustomOp3 for BnTrain {
             DType::F64 => run::<f64>(self, s, d)?,
             dt => candle_core::bail!("batch-norm-train: unsupported dtype {dt:?}"),
         };
-        *self.stats.lock().map_err(|_| candle_core::Error::Msg("batch-norm statistics lock poisoned".into()))? = Some(stats);
+        put(&self.stats, stats)?;
         Ok((out, l1.shape().clone()))
     }
 
     fn bwd(&self, x: &Tensor, gamma: &Tensor, _beta: &Tensor, y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let stats = self.stats.lock().map_err(|_| candle_core::Error::Msg("batch-norm statistics lock poisoned".into()))?.clone();
-        let Some(stats) = stats else { candle_core::bail!("batch-norm-train: backward before forward") };
+        let stats = get(&self.stats, "batch statistics")?;
         let gamma_values: Vec<f64> = gamma.to_dtype(DType::F64)?.to_vec1()?;
-        let sums = Arc::new(Mutex::new(None));
+        let sums: Slot<(Vec<f64>, Vec<f64>)> = Arc::default();
         let grad = BnTrainGrad { relu: self.relu, inv_std: self.inv_std(&stats), stats, gamma: gamma_values, sums: sums.clone() };
         let dx = x.apply_op3_no_bwd(&dy.contiguous()?, y, &grad)?;
-        let sums = sums.lock().map_err(|_| candle_core::Error::Msg("batch-norm gradient lock poisoned".into()))?.clone();
-        let Some((sum_dz, sum_dz_xhat)) = sums else { candle_core::bail!("batch-norm-train: no gradient sums") };
+        let (sum_dz, sum_dz_xhat) = get(&sums, "gradient sums")?;
         let dgamma = Tensor::new(sum_dz_xhat.as_slice(), x.device())?.to_dtype(gamma.dtype())?;
         let dbeta = Tensor::new(sum_dz.as_slice(), x.device())?.to_dtype(gamma.dtype())?;
         Ok((Some(dx), Some(dgamma), Some(dbeta)))
@@ -169,7 +182,7 @@ struct BnTrainGrad {
     stats: Stats,
     inv_std: Vec<f64>,
     gamma: Vec<f64>,
-    sums: Arc<Mutex<Option<(Vec<f64>, Vec<f64>)>>>,
+    sums: Slot<(Vec<f64>, Vec<f64>)>,
 }
 
 impl BnTrainGrad {
@@ -232,7 +245,7 @@ impl CustomOp3 for BnTrainGrad {
             DType::F64 => typed::<f64>(self, s, d)?,
             dt => candle_core::bail!("batch-norm-train-grad: unsupported dtype {dt:?}"),
         };
-        *self.sums.lock().map_err(|_| candle_core::Error::Msg("batch-norm gradient lock poisoned".into()))? = Some((a, b));
+        put(&self.sums, (a, b))?;
         Ok((dx, l1.shape().clone()))
     }
 }

@@ -36,12 +36,27 @@ const BAND_PIXELS: usize = 2048;
 /// # Shapes
 /// `x`: (n, c_in, h, w); `w`: (c_out, c_in, 3, 3) → (n, c_out, h, w).
 pub fn conv3x3_same(x: &Tensor, w: &Tensor, dilation: usize) -> Result<Tensor> {
-    let fast = x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) && x.dtype() == w.dtype();
-    if fast {
+    if cpu_float(&[x, w]) {
         x.contiguous()?.apply_op2(&w.contiguous()?, Conv3x3 { dilation })
     } else {
         x.conv2d(w, dilation, 1, dilation, 1)
     }
+}
+
+/// Whether the custom ops of this crate can run on `tensors`: all on the CPU, all f32 or all
+/// f64. Everything else goes through candle's own ops.
+pub(crate) fn cpu_float(tensors: &[&Tensor]) -> bool {
+    let Some(first) = tensors.first() else { return false };
+    matches!(first.dtype(), DType::F32 | DType::F64)
+        && tensors.iter().all(|t| t.device().is_cpu() && t.dtype() == first.dtype())
+}
+
+/// `Wᵀ` with both spatial axes flipped, (c_in, c_out, 3, 3): for stride 1 and symmetric
+/// padding, the input gradient of a 3×3 convolution is the ordinary convolution of the output
+/// gradient with this kernel.
+pub(super) fn flipped_transposed(w: &Tensor) -> Result<Tensor> {
+    let flip = Tensor::new(&[2u32, 1, 0], w.device())?;
+    w.transpose(0, 1)?.contiguous()?.index_select(&flip, 2)?.index_select(&flip, 3)?.contiguous()
 }
 
 /// The forward custom op: (x, w) → y, stride 1, padding = dilation, no bias.
@@ -190,8 +205,17 @@ pub(super) fn forward<T: WithDType>(x: &[T], weight: &[T], g: &Geometry, epilogu
 fn apply_epilogue<T: WithDType>(row: &mut [T], channel: usize, epilogue: Epilogue<'_, T>) {
     let zero = T::zero();
     match (epilogue.bias, epilogue.relu) {
-        (Some(b), true) => row.iter_mut().for_each(|v| *v = if *v + b[channel] > zero { *v + b[channel] } else { zero }),
-        (Some(b), false) => row.iter_mut().for_each(|v| *v += b[channel]),
+        (Some(b), true) => {
+            let b = b[channel];
+            row.iter_mut().for_each(|v| {
+                let s = *v + b;
+                *v = if s > zero { s } else { zero };
+            });
+        }
+        (Some(b), false) => {
+            let b = b[channel];
+            row.iter_mut().for_each(|v| *v += b);
+        }
         (None, true) => row.iter_mut().for_each(|v| *v = if *v > zero { *v } else { zero }),
         (None, false) => {}
     }
@@ -290,9 +314,7 @@ impl CustomOp2 for Conv3x3 {
     fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let dy = dy.contiguous()?;
         let dx = if x.track_op() {
-            let flip = Tensor::new(&[2u32, 1, 0], x.device())?;
-            let w_flipped = w.transpose(0, 1)?.contiguous()?.index_select(&flip, 2)?.index_select(&flip, 3)?.contiguous()?;
-            Some(dy.apply_op2(&w_flipped, *self)?)
+            Some(dy.apply_op2(&flipped_transposed(w)?, *self)?)
         } else {
             None
         };

@@ -13,18 +13,14 @@
 use candle_core::{backend::BackendStorage, CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
-use super::conv_cpu::{contiguous, conv3x3_same, dims4, forward, Conv3x3, Conv3x3KernelGrad, Epilogue, Geometry};
+use super::conv_cpu::{contiguous, conv3x3_same, cpu_float, dims4, flipped_transposed, forward, Conv3x3, Conv3x3KernelGrad, Epilogue, Geometry};
 
 /// `relu?(conv2d(x, w, padding = dilation) + b)` for a 3×3 kernel, with autograd.
 ///
 /// # Shapes
 /// `x`: (n, c_in, h, w); `w`: (c_out, c_in, 3, 3); `b`: (c_out) → (n, c_out, h, w).
 pub fn conv3x3_bias(x: &Tensor, w: &Tensor, b: &Tensor, dilation: usize, relu: bool) -> Result<Tensor> {
-    let fast = x.device().is_cpu()
-        && matches!(x.dtype(), DType::F32 | DType::F64)
-        && x.dtype() == w.dtype()
-        && x.dtype() == b.dtype();
-    if fast {
+    if cpu_float(&[x, w, b]) {
         return x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, Conv3x3Bias { dilation, relu });
     }
     let y = conv3x3_same(x, w, dilation)?.broadcast_add(&b.reshape((1, (), 1, 1))?)?;
@@ -88,9 +84,7 @@ impl CustomOp3 for Conv3x3Bias {
         let dy = dy.contiguous()?;
         let dz = if self.relu { dy.apply_op2_no_bwd(y, &ReluGrad)? } else { dy };
         let dx = if x.track_op() {
-            let flip = Tensor::new(&[2u32, 1, 0], x.device())?;
-            let w_flipped = w.transpose(0, 1)?.contiguous()?.index_select(&flip, 2)?.index_select(&flip, 3)?.contiguous()?;
-            Some(dz.apply_op2_no_bwd(&w_flipped, &Conv3x3 { dilation: self.dilation })?)
+            Some(dz.apply_op2_no_bwd(&flipped_transposed(w)?, &Conv3x3 { dilation: self.dilation })?)
         } else {
             None
         };

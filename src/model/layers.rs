@@ -149,19 +149,18 @@ impl ConvBn {
 
 impl ModuleT for ConvBn {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        if self.bn.is_none() && self.relu {
-            return self.conv.forward_relu(xs);
-        }
-        let xs = self.conv.forward(xs)?;
-        let xs = match &self.bn {
-            Some(bn) if train => return super::batch_norm_fused::batch_norm_train(bn, &xs, self.relu),
-            Some(bn) => bn.forward_t(&xs, false)?,
-            None => xs,
-        };
-        if self.relu {
-            xs.relu()
-        } else {
-            Ok(xs)
+        match (&self.bn, train) {
+            (None, _) if self.relu => self.conv.forward_relu(xs),
+            (None, _) => self.conv.forward(xs),
+            (Some(bn), true) => super::batch_norm_fused::batch_norm_train(bn, &self.conv.forward(xs)?, self.relu),
+            (Some(bn), false) => {
+                let ys = bn.forward_t(&self.conv.forward(xs)?, false)?;
+                if self.relu {
+                    ys.relu()
+                } else {
+                    Ok(ys)
+                }
+            }
         }
     }
 }

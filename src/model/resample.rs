@@ -6,14 +6,14 @@
 use candle_core::{backend::BackendStorage, CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
-use super::conv_cpu::{contiguous, dims4};
+use super::conv_cpu::{contiguous, cpu_float, dims4};
 
 /// 2×2 average pooling, stride 2, of an input with even height and width, with autograd.
 ///
 /// # Shapes
 /// (n, c, h, w) → (n, c, h/2, w/2).
 pub fn avg_pool2(xs: &Tensor) -> Result<Tensor> {
-    if fast(xs) {
+    if cpu_float(&[xs]) {
         return xs.contiguous()?.apply_op1(Resample2 { down: true, scale: 0.25 });
     }
     let (n, c, h, w) = xs.dims4()?;
@@ -25,15 +25,11 @@ pub fn avg_pool2(xs: &Tensor) -> Result<Tensor> {
 /// # Shapes
 /// (n, c, h, w) → (n, c, 2h, 2w).
 pub fn upsample2(xs: &Tensor) -> Result<Tensor> {
-    if fast(xs) {
+    if cpu_float(&[xs]) {
         return xs.contiguous()?.apply_op1(Resample2 { down: false, scale: 1.0 });
     }
     let (n, c, h, w) = xs.dims4()?;
     xs.reshape((n, c, h, 1, w, 1))?.broadcast_as((n, c, h, 2, w, 2))?.reshape((n, c, 2 * h, 2 * w))
-}
-
-fn fast(xs: &Tensor) -> bool {
-    xs.device().is_cpu() && matches!(xs.dtype(), DType::F32 | DType::F64)
 }
 
 /// `scale · pool2(x)` (2×2 sums) when `down`, else `scale · up2(x)` (each pixel copied 2×2).

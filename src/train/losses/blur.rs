@@ -90,7 +90,7 @@ impl CustomOp1 for SeparableBlur {
 /// axes, zero padding, same size; differentiable. CPU f32/f64 use [`SeparableBlur`], other
 /// devices two candle convolutions.
 pub fn blur_same(xs: &Tensor, taps: &[f64]) -> Result<Tensor> {
-    if xs.device().is_cpu() && matches!(xs.dtype(), DType::F32 | DType::F64) {
+    if crate::model::cpu_float(&[xs]) {
         return xs.contiguous()?.apply_op1(SeparableBlur { taps: taps.to_vec() });
     }
     candle_blur(xs, taps)
