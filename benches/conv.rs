@@ -1,7 +1,10 @@
 //! One 3×3 convolution, 64→64, on 1×64×256×256 f32: candle's `conv2d` against csgis's CPU
 //! path ([`csgis::model::conv3x3_same`]), forward and forward + backward, in one run.
 //!
-//! Run with `cargo bench --bench conv`. Prints a Markdown table (median of 5 after a warm-up).
+//! Then the forward of every layer shape csgis-lite and CSGIS-Net run, in GFLOP/s.
+//!
+//! Run with `cargo bench --bench conv`. Prints Markdown tables (median of 5 after a warm-up).
+//! `CSGIS_BENCH_SHAPES_ONLY=1` skips the first table.
 
 use std::time::Instant;
 
@@ -22,6 +25,54 @@ fn median_ms(repeats: usize, mut f: impl FnMut() -> Result<()>) -> f64 {
 }
 
 fn main() -> Result<()> {
+    if std::env::var_os("CSGIS_BENCH_SHAPES_ONLY").is_none() {
+        candle_against_ours()?;
+    }
+    per_shape()
+}
+
+/// GFLOP/s of the forward per layer shape (batch, c_in, c_out, side, dilation).
+fn per_shape() -> Result<()> {
+    let dev = Device::Cpu;
+    // csgis-lite inference at 1024² (full, 1/2, 1/4, 1/8 scale), its training batch (12 × 96²),
+    // and CSGIS-Net's 64-channel layers at 256².
+    let shapes: [(&str, usize, usize, usize, usize, usize); 17] = [
+        ("lite enc0.0, 1024²", 1, 3, 16, 1024, 1),
+        ("lite 16→16, 1024²", 1, 16, 16, 1024, 1),
+        ("lite refine.0 20→16, 1024²", 1, 20, 16, 1024, 1),
+        ("lite smooth 16→3, 1024²", 1, 16, 3, 1024, 1),
+        ("lite edge 16→1, 1024²", 1, 16, 1, 1024, 1),
+        ("lite up0 32→16, 512²", 1, 32, 16, 512, 1),
+        ("lite enc1.0 16→32, 512²", 1, 16, 32, 512, 1),
+        ("lite 32→32, 512²", 1, 32, 32, 512, 1),
+        ("lite 64→64, 256²", 1, 64, 64, 256, 1),
+        ("lite 128→128 d4, 128²", 1, 128, 128, 128, 4),
+        ("lite train 16→16, 12×96²", 12, 16, 16, 96, 1),
+        ("lite train 64→64, 12×24²", 12, 64, 64, 24, 1),
+        ("lite train 128→128 d2, 12×12²", 12, 128, 128, 12, 2),
+        ("CSGIS 64→64 d1, 256²", 1, 64, 64, 256, 1),
+        ("CSGIS 64→64 d8, 256²", 1, 64, 64, 256, 8),
+        ("CSGIS 64→64 d2, 4×64²", 4, 64, 64, 64, 2),
+        ("CSGIS N3/C16 16→16 d2, 8×128²", 8, 16, 16, 128, 2),
+    ];
+    println!(
+        "\n# 3×3 conv forward per shape, f32, {} threads (GFLOP/s; median of 5)\n",
+        candle_core::utils::get_num_threads()
+    );
+    println!("| layer | GFLOP/s |");
+    println!("|---|---|");
+    for (name, n, c_in, c_out, side, d) in shapes {
+        let x = Tensor::rand(0f32, 1f32, (n, c_in, side, side), &dev)?;
+        let w = (Tensor::rand(0f32, 1f32, (c_out, c_in, 3, 3), &dev)? * 0.05)?;
+        let gflop = 2.0 * (n * c_in * c_out * 9 * side * side) as f64 / 1e9;
+        let ms = median_ms(5, || conv3x3_same(&x, &w, d).map(|_| ()));
+        println!("| {name} | {:.1} |", gflop / ms * 1e3);
+    }
+    Ok(())
+}
+
+/// The 64→64 layer through candle's conv2d and ours, forward and forward + backward.
+fn candle_against_ours() -> Result<()> {
     let dev = Device::Cpu;
     let (c, side, dilation) = (64, 256, 2);
     let x = Var::from_tensor(&Tensor::rand(0f32, 1f32, (1, c, side, side), &dev)?)?;

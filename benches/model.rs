@@ -68,7 +68,13 @@ fn main() {
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
     let net = CsgisNet::new(&cfg, vb).expect("build").fold().expect("fold");
-    println!("# csgis CPU inference, N = {}, C = {}, {} threads, f32\n", cfg.blocks, cfg.channels, threads);
+    println!(
+        "# csgis CPU inference, N = {}, C = {}, {} threads, f32, gemm kernels {}\n",
+        cfg.blocks,
+        cfg.channels,
+        threads,
+        csgis::model::kernel_isa()
+    );
     println!("| size | ms / image (median of 3 at 256², 2 at 512²; 1 warm-up) | GMAC/s |");
     println!("|---|---|---|");
     for side in [256, 512] {

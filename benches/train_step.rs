@@ -72,7 +72,11 @@ fn step_seconds(arch: Net, batch: usize, crop: usize) -> Result<f64> {
 }
 
 fn main() -> Result<()> {
-    println!("# csgis training step on the CPU, {} threads, f32\n", candle_core::utils::get_num_threads());
+    println!(
+        "# csgis training step on the CPU, {} threads, f32, gemm kernels {}\n",
+        candle_core::utils::get_num_threads(),
+        csgis::model::kernel_isa()
+    );
     println!("| network | batch × crop | s / step | steps / s |");
     println!("|---|---|---|---|");
     let skip_full = std::env::var("CSGIS_BENCH_SKIP_FULL").is_ok_and(|v| !v.is_empty() && v != "0");

@@ -25,9 +25,16 @@ use rayon::prelude::*;
 
 use super::gemm::{gemm_into, MatMut, MatRef};
 
-/// Output pixels per band: large enough for an efficient gemm, small enough that the im2col
-/// block of a 64-channel layer (576 × 2048 floats, 4.7 MB) stays near the cache.
-const BAND_PIXELS: usize = 2048;
+/// Size of the im2col block of one forward band, in values (512 KB of f32): whole rows, as
+/// many as fit, so the block is still in L2 when the gemm packs it. Per-shape measurements
+/// (bench/RESULTS.md, "Forward band size") put every layer shape the models use at its best
+/// near this size; the earlier fixed 2048-pixel bands (4.7 MB blocks at 64 channels) ran
+/// 10–25 % slower, and a tap-by-tap "shifted slab" product without im2col lost to both.
+const FORWARD_COL_VALUES: usize = 128 * 1024;
+
+/// Output pixels per band of the kernel gradient, whose bands each produce a full
+/// (c_out, 9·c_in) partial sum: larger bands, fewer partials to add.
+const KERNEL_GRAD_BAND_PIXELS: usize = 2048;
 
 /// `conv2d(x, w, padding = dilation, stride 1, dilation)` for a 3×3 kernel, with autograd.
 ///
@@ -104,9 +111,10 @@ impl Geometry {
         self.h * self.w
     }
 
-    /// Row bands `(image, first_row, rows)` covering every output pixel.
-    fn bands(&self) -> Vec<(usize, usize, usize)> {
-        let rows = (BAND_PIXELS / self.w.max(1)).clamp(1, self.h.max(1));
+    /// Row bands `(image, first_row, rows)` of about `pixels` pixels (whole rows, at least
+    /// one) covering every output pixel.
+    fn bands(&self, pixels: usize) -> Vec<(usize, usize, usize)> {
+        let rows = (pixels / self.w.max(1)).clamp(1, self.h.max(1));
         (0..self.n)
             .flat_map(|img| {
                 (0..self.h)
@@ -187,7 +195,8 @@ pub(super) fn forward<T: WithDType>(x: &[T], weight: &[T], g: &Geometry, epilogu
     let mut out = vec![T::zero(); g.n * g.c_out * hw];
     // Every band writes its own rows of every output channel: disjoint regions of `out`.
     let out_mat = MatMut::new(&mut out);
-    g.bands().into_par_iter().for_each_init(Vec::new, |col: &mut Vec<T>, band| {
+    let band_pixels = FORWARD_COL_VALUES / k.max(1);
+    g.bands(band_pixels).into_par_iter().for_each_init(Vec::new, |col: &mut Vec<T>, band| {
         let p = band_columns(x, g, band, col);
         let lhs = MatRef { data: weight, rows: g.c_out, cols: k, row_stride: k, col_stride: 1 };
         let rhs = MatRef { data: col, rows: k, cols: p, row_stride: p, col_stride: 1 };
@@ -230,7 +239,7 @@ pub(super) fn kernel_grad<T: WithDType>(x: &[T], dy: &[T], g: &Geometry) -> Vec<
     let hw = g.hw();
     let k = 9 * g.c_in;
     let partials: Vec<Vec<T>> = g
-        .bands()
+        .bands(KERNEL_GRAD_BAND_PIXELS)
         .into_par_iter()
         .map_init(Vec::new, |col: &mut Vec<T>, band| {
             let p = band_columns(x, g, band, col);
@@ -380,7 +389,8 @@ mod tests {
 
     #[test]
     fn gradients_match_candle_on_a_band_split_image() -> Result<()> {
-        // 2 images × 3 bands of 48 rows (BAND_PIXELS / 40 = 51): the kernel gradient sums bands.
+        // Per image, 3 bands of 51 rows (2048 / 40) in the kernel gradient and 2 bands of 91
+        // rows (128 Ki values / 36 per pixel / 40) in the forward.
         let x = Var::from_tensor(&random(&[2, 4, 120, 40], 3)?)?;
         let k = Var::from_tensor(&random(&[6, 4, 3, 3], 4)?)?;
         let r = random(&[2, 6, 120, 40], 5)?;

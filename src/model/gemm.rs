@@ -10,6 +10,23 @@ use std::marker::PhantomData;
 use candle_core::WithDType;
 use gemm::Parallelism;
 
+/// The matrix kernels the `gemm` crate runs on this CPU, chosen at run time (its `x86-v4`
+/// feature compiles the AVX-512 ones beside the AVX2+FMA ones; the binary is the same on
+/// every x86-64 machine): `"avx512f"`, `"fma"` (AVX2 + FMA) or `"scalar"`.
+#[must_use]
+pub fn kernel_isa() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return "avx512f";
+        }
+        if std::arch::is_x86_feature_detected!("fma") {
+            return "fma";
+        }
+    }
+    "scalar"
+}
+
 /// A read-only matrix view: element (r, c) is `data[r·row_stride + c·col_stride]`.
 #[derive(Debug, Clone, Copy)]
 pub struct MatRef<'a, T> {
