@@ -160,6 +160,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn kernel_isa_names_what_the_cpu_has() {
+        let isa = kernel_isa();
+        assert!(["avx512f", "fma", "scalar"].contains(&isa), "{isa}");
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(isa == "avx512f", std::arch::is_x86_feature_detected!("avx512f"));
+    }
+
+    #[test]
     fn small_product_with_strides_and_accumulation() {
         // lhs 2×3, rhs given transposed (col-major 3×2), dst with row stride 4 at offset 1.
         let a = [1.0f64, 2., 3., 4., 5., 6.];
