@@ -25,6 +25,7 @@ fn median_ms(repeats: usize, mut f: impl FnMut() -> Result<()>) -> f64 {
 }
 
 fn main() -> Result<()> {
+    csgis::memory::keep_freed_memory();
     if std::env::var_os("CSGIS_BENCH_SHAPES_ONLY").is_none() {
         candle_against_ours()?;
     }

@@ -62,12 +62,22 @@ fn run_and_watch(mut cmd: Command, limit: Duration) -> (f64, bool, Duration) {
     }
 }
 
+/// The randomly initialised weights of `varmap` as plain tensors, as `csgis smooth` loads a
+/// file: a forward over `Var`s records its graph and keeps every feature map alive until the
+/// output is dropped.
+fn frozen(varmap: &VarMap) -> VarBuilder<'static> {
+    let data = varmap.data().lock().expect("varmap lock");
+    let tensors = data.iter().map(|(k, v)| (k.clone(), v.as_tensor().detach())).collect();
+    VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu)
+}
+
 fn main() {
+    csgis::memory::keep_freed_memory();
     let threads = candle_core::utils::get_num_threads();
     let cfg = NetConfig::CSGIS;
     let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    let net = CsgisNet::new(&cfg, vb).expect("build").fold().expect("fold");
+    CsgisNet::new(&cfg, VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu)).expect("build");
+    let net = CsgisNet::new(&cfg, frozen(&varmap)).expect("build").fold().expect("fold");
     println!(
         "# csgis CPU inference, N = {}, C = {}, {} threads, f32, gemm kernels {}\n",
         cfg.blocks,
@@ -86,7 +96,8 @@ fn main() {
 
     let lite_cfg = LiteConfig::default();
     let lite_map = VarMap::new();
-    let lite = LiteNet::new(&lite_cfg, VarBuilder::from_varmap(&lite_map, DType::F32, &Device::Cpu)).expect("build lite");
+    LiteNet::new(&lite_cfg, VarBuilder::from_varmap(&lite_map, DType::F32, &Device::Cpu)).expect("build lite");
+    let lite = LiteNet::new(&lite_cfg, frozen(&lite_map)).expect("build lite");
     let [w0, w1, w2, w3] = lite_cfg.widths;
     println!("\n# csgis-lite CPU inference, widths {w0}/{w1}/{w2}/{w3}, {threads} threads, f32\n");
     println!("| size | ms / image (median of 3; 1 warm-up) | GMAC/s |");

@@ -72,6 +72,7 @@ fn step_seconds(arch: Net, batch: usize, crop: usize) -> Result<f64> {
 }
 
 fn main() -> Result<()> {
+    csgis::memory::keep_freed_memory();
     println!(
         "# csgis training step on the CPU, {} threads, f32, gemm kernels {}\n",
         candle_core::utils::get_num_threads(),

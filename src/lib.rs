@@ -10,6 +10,7 @@ pub mod data;
 pub mod error;
 pub mod infer;
 pub mod io;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod ops;

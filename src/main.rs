@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use csgis::cli::{parse, run};
 
 fn main() -> ExitCode {
+    csgis::memory::keep_freed_memory();
     let cli = parse();
     match run(cli) {
         Ok(status) => ExitCode::from(status.code()),

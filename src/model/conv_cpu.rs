@@ -210,6 +210,29 @@ pub(super) fn forward<T: WithDType>(x: &[T], weight: &[T], g: &Geometry, epilogu
     out
 }
 
+/// The forward of one float type: f32 takes [`super::conv_direct`]'s kernel where it runs
+/// (AVX-512F), f64 and f32 elsewhere the im2col [`forward`].
+pub(super) trait ConvFloat: WithDType {
+    /// y = epilogue(conv(x, w)), as [`forward`].
+    fn conv_forward(x: &[Self], weight: &[Self], g: &Geometry, epilogue: Epilogue<'_, Self>) -> Vec<Self>;
+}
+
+impl ConvFloat for f64 {
+    fn conv_forward(x: &[f64], weight: &[f64], g: &Geometry, epilogue: Epilogue<'_, f64>) -> Vec<f64> {
+        forward(x, weight, g, epilogue)
+    }
+}
+
+impl ConvFloat for f32 {
+    fn conv_forward(x: &[f32], weight: &[f32], g: &Geometry, epilogue: Epilogue<'_, f32>) -> Vec<f32> {
+        if super::conv_direct::suits(g) {
+            super::conv_direct::forward(x, weight, g, epilogue)
+        } else {
+            forward(x, weight, g, epilogue)
+        }
+    }
+}
+
 /// `row = relu?(row + bias[channel])` in place.
 fn apply_epilogue<T: WithDType>(row: &mut [T], channel: usize, epilogue: Epilogue<'_, T>) {
     let zero = T::zero();
@@ -271,14 +294,14 @@ enum Compute {
 }
 
 impl Compute {
-    fn run<T: WithDType>(self, a: &[T], b: &[T], g: &Geometry) -> Vec<T> {
+    fn run<T: ConvFloat>(self, a: &[T], b: &[T], g: &Geometry) -> Vec<T> {
         match self {
-            Self::Forward => forward(a, b, g, Epilogue::NONE),
+            Self::Forward => T::conv_forward(a, b, g, Epilogue::NONE),
             Self::KernelGrad => kernel_grad(a, b, g),
         }
     }
 
-    fn typed<T: WithDType>(self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, g: &Geometry) -> Result<CpuStorage> {
+    fn typed<T: ConvFloat>(self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, g: &Geometry) -> Result<CpuStorage> {
         let a = contiguous::<T>(s1, l1, "first argument")?;
         let b = contiguous::<T>(s2, l2, "second argument")?;
         Ok(T::to_cpu_storage_owned(self.run(a, b, g)))

@@ -13,7 +13,7 @@
 use candle_core::{backend::BackendStorage, CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
-use super::conv_cpu::{contiguous, conv3x3_same, cpu_float, dims4, flipped_transposed, forward, Conv3x3, Conv3x3KernelGrad, Epilogue, Geometry};
+use super::conv_cpu::{contiguous, conv3x3_same, cpu_float, dims4, flipped_transposed, Conv3x3, ConvFloat, Conv3x3KernelGrad, Epilogue, Geometry};
 
 /// `relu?(conv2d(x, w, padding = dilation) + b)` for a 3×3 kernel, with autograd.
 ///
@@ -40,11 +40,11 @@ pub struct Conv3x3Bias {
     pub relu: bool,
 }
 
-fn typed_forward<T: WithDType>(op: &Conv3x3Bias, s: [(&CpuStorage, &Layout); 3], g: &Geometry) -> Result<CpuStorage> {
+fn typed_forward<T: ConvFloat>(op: &Conv3x3Bias, s: [(&CpuStorage, &Layout); 3], g: &Geometry) -> Result<CpuStorage> {
     let x = contiguous::<T>(s[0].0, s[0].1, "input")?;
     let w = contiguous::<T>(s[1].0, s[1].1, "kernel")?;
     let b = contiguous::<T>(s[2].0, s[2].1, "bias")?;
-    Ok(T::to_cpu_storage_owned(forward(x, w, g, Epilogue { bias: Some(b), relu: op.relu })))
+    Ok(T::to_cpu_storage_owned(T::conv_forward(x, w, g, Epilogue { bias: Some(b), relu: op.relu })))
 }
 
 impl CustomOp3 for Conv3x3Bias {

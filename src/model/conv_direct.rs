@@ -1,0 +1,318 @@
+//! A direct 3×3 "same" convolution for f32 on AVX-512 CPUs: no im2col block, no gemm packing.
+//!
+//! The im2col forward of [`super::conv_cpu`] copies every input value nine times into a column
+//! block and the gemm crate then copies that block once more into its packed panels. Here the
+//! input rows of a band are copied once, zero-padded, and a register-blocked kernel reads them
+//! in place: each call of [`tile`] keeps `R × 8` accumulators of 16 pixels (R ≤ 3 vectors of
+//! one output row, 8 output channels) and, for every input channel and tap, loads R input
+//! vectors and broadcasts 8 weights: 11 loads for 24 FMAs. Bias and ReLU are applied to the
+//! accumulators before the one store.
+//!
+//! Every output value is summed in the same order (input channel, then tap) whatever the band
+//! split and thread count, so results are repeatable run to run. They differ from the im2col
+//! path's in the last bits (another summation order).
+//!
+//! The path is chosen at run time: AVX-512F present and `CSGIS_CONV` not set to `im2col`
+//! ([`direct_enabled`]). Everything else uses the im2col forward.
+#![allow(unsafe_code)]
+
+use rayon::prelude::*;
+
+use super::conv_cpu::{Epilogue, Geometry};
+use super::gemm::MatMut;
+
+/// Output channels per register block.
+const OB: usize = 8;
+/// f32 lanes per AVX-512 vector.
+const LANES: usize = 16;
+/// Pixel vectors per register block (R ≤ this).
+const RMAX: usize = 3;
+/// Output pixels per band (whole rows, at least one, and at least 4 × the dilation so the
+/// 2·d halo rows copied with a band add at most half): enough work per task to amortise the
+/// padded copy.
+const BAND_PIXELS: usize = 4096;
+
+/// Narrower images go to the im2col path: a row of w < 32 pixels fills its last vector of 16
+/// lanes only partly, and measured (bench/RESULTS.md) the im2col gemm then wins.
+const MIN_WIDTH: usize = 32;
+
+/// Whether [`forward`] should take this convolution: [`direct_enabled`] and rows of at least
+/// `MIN_WIDTH` (32) pixels.
+pub(super) fn suits(g: &Geometry) -> bool {
+    g.w >= MIN_WIDTH && direct_enabled()
+}
+
+/// Whether the direct kernel runs on this machine: AVX-512F is present and the environment
+/// variable `CSGIS_CONV` is not `im2col` (read once; benches use it for A/B runs).
+#[must_use]
+pub fn direct_enabled() -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENABLED.get_or_init(|| avx512_present() && std::env::var("CSGIS_CONV").map_or(true, |v| v != "im2col"))
+}
+
+fn avx512_present() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The kernel (c_out, c_in, 3, 3) regrouped as `[block][c_in][tap][8]`, zeros past c_out, so
+/// the 8 weights one tap broadcasts are adjacent.
+fn pack_weights(weight: &[f32], g: &Geometry) -> Vec<f32> {
+    let blocks = g.c_out.div_ceil(OB);
+    let mut packed = vec![0.0; blocks * g.c_in * 9 * OB];
+    for co in 0..g.c_out {
+        let (b, o) = (co / OB, co % OB);
+        for ci in 0..g.c_in {
+            for tap in 0..9 {
+                packed[((b * g.c_in + ci) * 9 + tap) * OB + o] = weight[(co * g.c_in + ci) * 9 + tap];
+            }
+        }
+    }
+    packed
+}
+
+/// Zero-padded copy of input rows `y0 − d .. y0 + rows + d` of one image, every channel: rows
+/// of `stride` values, the image's column 0 at offset d. `stride` leaves room for the last
+/// vector of a row to be loaded whole.
+struct PaddedBand {
+    data: Vec<f32>,
+    stride: usize,
+    plane: usize,
+}
+
+impl PaddedBand {
+    fn stride_for(g: &Geometry) -> usize {
+        g.w.div_ceil(LANES) * LANES + 2 * g.dilation
+    }
+
+    fn fill(&mut self, x_img: &[f32], g: &Geometry, y0: usize, rows: usize) {
+        let d = g.dilation;
+        self.stride = Self::stride_for(g);
+        let prows = rows + 2 * d;
+        self.plane = prows * self.stride;
+        self.data.clear();
+        self.data.resize(g.c_in * self.plane, 0.0);
+        for ci in 0..g.c_in {
+            let src = &x_img[ci * g.hw()..(ci + 1) * g.hw()];
+            for r in 0..prows {
+                let sy = (y0 + r) as isize - d as isize;
+                if sy < 0 || sy >= g.h as isize {
+                    continue;
+                }
+                let at = ci * self.plane + r * self.stride + d;
+                let sy = sy as usize;
+                self.data[at..at + g.w].copy_from_slice(&src[sy * g.w..(sy + 1) * g.w]);
+            }
+        }
+    }
+}
+
+/// y = epilogue(conv(x, w)) for f32: `x` (n, c_in, h, w), `weight` (c_out, c_in·9) →
+/// (n, c_out, h, w). Call only when [`direct_enabled`] is true.
+pub(super) fn forward(x: &[f32], weight: &[f32], g: &Geometry, epilogue: Epilogue<'_, f32>) -> Vec<f32> {
+    assert!(avx512_present(), "direct conv needs AVX-512F");
+    let hw = g.hw();
+    let packed = pack_weights(weight, g);
+    let blocks = g.c_out.div_ceil(OB);
+    let mut bias = vec![0.0f32; blocks * OB];
+    if let Some(b) = epilogue.bias {
+        bias[..g.c_out].copy_from_slice(b);
+    }
+    let mut out = vec![0.0f32; g.n * g.c_out * hw];
+    let out_mat = MatMut::new(&mut out);
+    let rows_per_band = BAND_PIXELS.div_ceil(g.w.max(1)).max(4 * g.dilation).clamp(1, g.h.max(1));
+    let bands: Vec<(usize, usize, usize)> = (0..g.n)
+        .flat_map(|img| (0..g.h).step_by(rows_per_band).map(move |y0| (img, y0, rows_per_band.min(g.h - y0))))
+        .collect();
+    let image = g.c_in * hw;
+    bands.into_par_iter().for_each_init(
+        || PaddedBand { data: Vec::new(), stride: 0, plane: 0 },
+        |band: &mut PaddedBand, (img, y0, rows)| {
+            band.fill(&x[img * image..(img + 1) * image], g, y0, rows);
+            let (ptr, len) = out_mat.raw();
+            let first = img * g.c_out * hw + y0 * g.w;
+            let last = first + (g.c_out - 1) * hw + rows * g.w - 1;
+            assert!(last < len, "band reaches {last}, output has {len}");
+            // SAFETY: AVX-512F is present (asserted above). `run_band` reads `band` and
+            // `packed` inside their bounds and writes only rows y0..y0 + rows of image `img`,
+            // channels 0..c_out, columns 0..w (masked stores): inside `out` (checked above) and
+            // disjoint from every other band's rows.
+            unsafe { run_band(band, &packed, &bias, g, rows, epilogue.relu, ptr.add(first), hw) };
+        },
+    );
+    out
+}
+
+/// Computes one band: `out` points at channel 0 of the band's first output row, channels lie
+/// `hw` apart.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_band(band: &PaddedBand, packed: &[f32], bias: &[f32], g: &Geometry, rows: usize, relu: bool, out: *mut f32, hw: usize) {
+    let blocks = g.c_out.div_ceil(OB);
+    let vectors = g.w.div_ceil(LANES);
+    let mut k = TileArgs { plane: band.plane, stride: band.stride, dilation: g.dilation, c_in: g.c_in, relu, out_stride: hw, channels: OB };
+    debug_assert_eq!(packed.len(), blocks * g.c_in * 9 * OB);
+    for r in 0..rows {
+        for v0 in (0..vectors).step_by(RMAX) {
+            let nv = RMAX.min(vectors - v0);
+            let x0 = v0 * LANES;
+            // Lanes of the last vector that lie inside the row.
+            let tail = g.w - (x0 + (nv - 1) * LANES);
+            let tail_mask: u16 = if tail >= LANES { u16::MAX } else { (1u16 << tail) - 1 };
+            let inp = band.data.as_ptr().add(r * band.stride + x0);
+            for b in 0..blocks {
+                let w = packed.as_ptr().add(b * g.c_in * 9 * OB);
+                let bias = bias.as_ptr().add(b * OB);
+                k.channels = OB.min(g.c_out - b * OB);
+                let out = out.add(b * OB * hw + r * g.w + x0);
+                match nv {
+                    3 => tile::<3>(inp, w, bias, out, &k, tail_mask),
+                    2 => tile::<2>(inp, w, bias, out, &k, tail_mask),
+                    _ => tile::<1>(inp, w, bias, out, &k, tail_mask),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_band(_: &PaddedBand, _: &[f32], _: &[f32], _: &Geometry, _: usize, _: bool, _: *mut f32, _: usize) {
+    unreachable!("direct conv is only enabled on x86-64")
+}
+
+/// What every [`tile`] call of a band shares.
+struct TileArgs {
+    /// Values per padded input plane.
+    plane: usize,
+    /// Values per padded input row.
+    stride: usize,
+    dilation: usize,
+    c_in: usize,
+    relu: bool,
+    /// Values between two output channels.
+    out_stride: usize,
+    /// Output channels of this block that exist (≤ 8); the rest are computed, not stored.
+    channels: usize,
+}
+
+/// R vectors of 16 output pixels × 8 output channels. `inp` points at the padded input row of
+/// the output row's top-left tap, `w` at the block's packed weights, `out` at channel 0 of the
+/// first pixel; `tail_mask` selects the lanes of the last vector to store.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn tile<const R: usize>(inp: *const f32, w: *const f32, bias: *const f32, out: *mut f32, k: &TileArgs, tail_mask: u16) {
+    use std::arch::x86_64::*;
+    let mut acc = [[_mm512_setzero_ps(); R]; OB];
+    for (o, row) in acc.iter_mut().enumerate() {
+        let b = _mm512_set1_ps(*bias.add(o));
+        for a in row.iter_mut() {
+            *a = b;
+        }
+    }
+    let d = k.dilation;
+    let mut wp = w;
+    for ci in 0..k.c_in {
+        let plane = inp.add(ci * k.plane);
+        for ky in 0..3 {
+            let row = plane.add(ky * d * k.stride);
+            for kx in 0..3 {
+                let src = row.add(kx * d);
+                let mut xv = [_mm512_setzero_ps(); R];
+                for (r, v) in xv.iter_mut().enumerate() {
+                    *v = _mm512_loadu_ps(src.add(r * LANES));
+                }
+                for (o, row) in acc.iter_mut().enumerate() {
+                    let wv = _mm512_set1_ps(*wp.add(o));
+                    for (a, v) in row.iter_mut().zip(&xv) {
+                        *a = _mm512_fmadd_ps(*v, wv, *a);
+                    }
+                }
+                wp = wp.add(OB);
+            }
+        }
+    }
+    let zero = _mm512_setzero_ps();
+    for (o, row) in acc.iter().enumerate().take(k.channels) {
+        let dst = out.add(o * k.out_stride);
+        for (r, &a) in row.iter().enumerate() {
+            let v = if k.relu { _mm512_max_ps(a, zero) } else { a };
+            let mask = if r + 1 == R { tail_mask } else { u16::MAX };
+            _mm512_mask_storeu_ps(dst.add(r * LANES), mask, v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::conv_cpu::forward as im2col_forward;
+
+    fn random(len: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (0..len)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn matches_the_im2col_path_on_every_edge_case() {
+        if !avx512_present() {
+            eprintln!("no AVX-512F here: the direct path is never taken, nothing to compare");
+            return;
+        }
+        // Widths below, at and across 16 and 48 lanes; channel counts off the block of 8;
+        // dilations up to 8 with images smaller than the padding; bands split by BAND_PIXELS.
+        let cases = [
+            (1, 3, 16, 1, 1, 1),
+            (2, 5, 3, 7, 9, 1),
+            (1, 4, 8, 16, 16, 2),
+            (1, 16, 16, 33, 47, 1),
+            (2, 8, 11, 5, 49, 3),
+            (1, 3, 17, 9, 97, 8),
+            (1, 2, 1, 4, 6, 8),
+            (3, 7, 24, 130, 20, 2),
+            (2, 5, 9, 300, 40, 1),
+            (1, 6, 4, 40, 33, 8),
+        ];
+        for (i, &(n, c_in, c_out, h, w, dilation)) in cases.iter().enumerate() {
+            let g = Geometry { n, c_in, c_out, h, w, dilation };
+            let x = random(n * c_in * h * w, i as u64);
+            let k = random(c_out * c_in * 9, 100 + i as u64);
+            let b = random(c_out, 200 + i as u64);
+            for (bias, relu) in [(None, false), (Some(&b[..]), false), (Some(&b[..]), true), (None, true)] {
+                let ep = Epilogue { bias, relu };
+                let ours = forward(&x, &k, &g, ep);
+                let theirs = im2col_forward(&x, &k, &g, ep);
+                assert_eq!(ours.len(), theirs.len());
+                let diff = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+                assert!(diff < 1e-5, "case {i} {:?} bias {} relu {relu}: {diff}", (n, c_in, c_out, h, w, dilation), bias.is_some());
+            }
+        }
+    }
+
+    #[test]
+    fn results_do_not_depend_on_the_thread_count() {
+        if !avx512_present() {
+            return;
+        }
+        let g = Geometry { n: 2, c_in: 6, c_out: 10, h: 70, w: 50, dilation: 2 };
+        let x = random(g.n * g.c_in * g.hw(), 1);
+        let k = random(g.c_out * g.c_in * 9, 2);
+        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let a = one.install(|| forward(&x, &k, &g, Epilogue::NONE));
+        let b = forward(&x, &k, &g, Epilogue::NONE);
+        assert_eq!(a, b);
+    }
+}
