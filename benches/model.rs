@@ -79,11 +79,12 @@ fn main() {
     CsgisNet::new(&cfg, VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu)).expect("build");
     let net = CsgisNet::new(&cfg, frozen(&varmap)).expect("build").fold().expect("fold");
     println!(
-        "# csgis CPU inference, N = {}, C = {}, {} threads, f32, gemm kernels {}\n",
+        "# csgis CPU inference, N = {}, C = {}, {} threads, f32, gemm kernels {}, 3×3 conv {}\n",
         cfg.blocks,
         cfg.channels,
         threads,
-        csgis::model::kernel_isa()
+        csgis::model::kernel_isa(),
+        csgis::model::conv_kernel()
     );
     println!("| size | ms / image (median of 3 at 256², 2 at 512²; 1 warm-up) | GMAC/s |");
     println!("|---|---|---|");

@@ -74,9 +74,10 @@ fn step_seconds(arch: Net, batch: usize, crop: usize) -> Result<f64> {
 fn main() -> Result<()> {
     csgis::memory::keep_freed_memory();
     println!(
-        "# csgis training step on the CPU, {} threads, f32, gemm kernels {}\n",
+        "# csgis training step on the CPU, {} threads, f32, gemm kernels {}, 3×3 conv {}\n",
         candle_core::utils::get_num_threads(),
-        csgis::model::kernel_isa()
+        csgis::model::kernel_isa(),
+        csgis::model::conv_kernel()
     );
     println!("| network | batch × crop | s / step | steps / s |");
     println!("|---|---|---|---|");

@@ -113,7 +113,7 @@ impl Geometry {
 
     /// Row bands `(image, first_row, rows)` of about `pixels` pixels (whole rows, at least
     /// one) covering every output pixel.
-    fn bands(&self, pixels: usize) -> Vec<(usize, usize, usize)> {
+    pub(super) fn bands(&self, pixels: usize) -> Vec<(usize, usize, usize)> {
         let rows = (pixels / self.w.max(1)).clamp(1, self.h.max(1));
         (0..self.n)
             .flat_map(|img| {

@@ -33,7 +33,8 @@ const RMAX: usize = 3;
 const BAND_PIXELS: usize = 4096;
 
 /// Narrower images go to the im2col path: a row of w < 32 pixels fills its last vector of 16
-/// lanes only partly, and measured (bench/RESULTS.md) the im2col gemm then wins.
+/// lanes only partly, and measured (bench/RESULTS.md, "Direct 3×3 convolution") the im2col
+/// gemm ties or wins at 12² and 24².
 const MIN_WIDTH: usize = 32;
 
 /// Whether [`forward`] should take this convolution: [`direct_enabled`] and rows of at least
@@ -42,10 +43,20 @@ pub(super) fn suits(g: &Geometry) -> bool {
     g.w >= MIN_WIDTH && direct_enabled()
 }
 
+/// Which 3×3 forward f32 convolutions of rows ≥ 32 px take on this machine: `"direct"` (this
+/// module) or `"im2col"`. The benches print it in their headings.
+#[must_use]
+pub fn conv_kernel() -> &'static str {
+    if direct_enabled() {
+        "direct"
+    } else {
+        "im2col"
+    }
+}
+
 /// Whether the direct kernel runs on this machine: AVX-512F is present and the environment
 /// variable `CSGIS_CONV` is not `im2col` (read once; benches use it for A/B runs).
-#[must_use]
-pub fn direct_enabled() -> bool {
+fn direct_enabled() -> bool {
     static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ENABLED.get_or_init(|| avx512_present() && std::env::var("CSGIS_CONV").map_or(true, |v| v != "im2col"))
 }
@@ -114,7 +125,7 @@ impl PaddedBand {
 }
 
 /// y = epilogue(conv(x, w)) for f32: `x` (n, c_in, h, w), `weight` (c_out, c_in·9) →
-/// (n, c_out, h, w). Call only when [`direct_enabled`] is true.
+/// (n, c_out, h, w). Needs AVX-512F (asserted); [`suits`] says when to take it.
 pub(super) fn forward(x: &[f32], weight: &[f32], g: &Geometry, epilogue: Epilogue<'_, f32>) -> Vec<f32> {
     assert!(avx512_present(), "direct conv needs AVX-512F");
     let hw = g.hw();
@@ -126,12 +137,9 @@ pub(super) fn forward(x: &[f32], weight: &[f32], g: &Geometry, epilogue: Epilogu
     }
     let mut out = vec![0.0f32; g.n * g.c_out * hw];
     let out_mat = MatMut::new(&mut out);
-    let rows_per_band = BAND_PIXELS.div_ceil(g.w.max(1)).max(4 * g.dilation).clamp(1, g.h.max(1));
-    let bands: Vec<(usize, usize, usize)> = (0..g.n)
-        .flat_map(|img| (0..g.h).step_by(rows_per_band).map(move |y0| (img, y0, rows_per_band.min(g.h - y0))))
-        .collect();
+    let band_rows = BAND_PIXELS.div_ceil(g.w.max(1)).max(4 * g.dilation);
     let image = g.c_in * hw;
-    bands.into_par_iter().for_each_init(
+    g.bands(band_rows * g.w).into_par_iter().for_each_init(
         || PaddedBand { data: Vec::new(), stride: 0, plane: 0 },
         |band: &mut PaddedBand, (img, y0, rows)| {
             band.fill(&x[img * image..(img + 1) * image], g, y0, rows);

@@ -23,7 +23,7 @@ pub use csgis::CsgisNet;
 pub use embedded::{EMBEDDED_LITE, EMBEDDED_WEIGHTS};
 pub use conv_cpu::{conv3x3_same, Conv3x3 as Conv3x3Op, Conv3x3KernelGrad};
 pub(crate) use conv_cpu::cpu_float;
-pub use conv_direct::direct_enabled as direct_conv_enabled;
+pub use conv_direct::conv_kernel;
 pub use gemm::kernel_isa;
 pub use batch_norm_fused::batch_norm_train;
 pub use conv_fused::{conv3x3_bias, Conv3x3Bias};
