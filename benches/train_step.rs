@@ -6,6 +6,8 @@
 //! campaign's batch 12 of 96².
 //!
 //! `CSGIS_BENCH_SKIP_FULL=1` leaves out the full network (its row takes the longest).
+//! `CSGIS_BENCH_ONLY=TEXT` runs only the rows whose "network | batch × crop" contains TEXT
+//! (for profiling one row, e.g. `CSGIS_BENCH_ONLY="16) | 8 × 128"`).
 //! `bench/side_by_side.sh` parses this table; keep its columns.
 //!
 //! Run with `cargo bench --bench train_step`. Prints a Markdown table (median of 3 steps after
@@ -42,7 +44,8 @@ impl Built {
     }
 }
 
-fn step_seconds(arch: Net, batch: usize, crop: usize) -> Result<f64> {
+/// The median of 3 steps after one warm-up, split into forward, loss, backward and Adam seconds.
+fn step_seconds(arch: Net, batch: usize, crop: usize) -> Result<[f64; 4]> {
     let dev = Device::Cpu;
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
@@ -56,18 +59,24 @@ fn step_seconds(arch: Net, batch: usize, crop: usize) -> Result<f64> {
     let input = Tensor::rand(0f32, 1f32, (batch, 3, crop, crop), &dev)?;
     let gt = Tensor::rand(0f32, 1f32, (batch, 3, crop, crop), &dev)?;
     let edge = Tensor::rand(0f32, 1f32, (batch, 1, crop, crop), &dev)?.ge(0.9)?.to_dtype(DType::F32)?;
-    let mut step = || -> Result<f64> {
+    // Seconds of one step in four phases: forward, loss, backward, Adam.
+    let mut step = || -> Result<[f64; 4]> {
         let t = Instant::now();
         let out = net.forward_t(&input, true)?;
+        let t_fwd = t.elapsed().as_secs_f64();
         let loss = (edge_loss(&out.edge_logits, &edge)? * 0.001)?;
         let loss = (loss + recon_loss_pair(&out.s0, &out.s1, &gt, &ReconConfig::default())?)?;
         let loss = (loss + dtv_loss(&out.s0, &gt, &edge)? + dtv_loss(&out.s1, &gt, &edge)?)?;
-        adam.backward_step(&loss)?;
-        Ok(t.elapsed().as_secs_f64())
+        let t_loss = t.elapsed().as_secs_f64();
+        let grads = loss.backward()?;
+        let t_bwd = t.elapsed().as_secs_f64();
+        adam.step(&grads)?;
+        let t_all = t.elapsed().as_secs_f64();
+        Ok([t_fwd, t_loss - t_fwd, t_bwd - t_loss, t_all - t_bwd])
     };
     step()?;
     let mut times = vec![step()?, step()?, step()?];
-    times.sort_by(|a, b| a.total_cmp(b));
+    times.sort_by(|a, b| a.iter().sum::<f64>().total_cmp(&b.iter().sum::<f64>()));
     Ok(times[1])
 }
 
@@ -79,9 +88,10 @@ fn main() -> Result<()> {
         csgis::model::kernel_isa(),
         csgis::model::conv_kernel()
     );
-    println!("| network | batch × crop | s / step | steps / s |");
-    println!("|---|---|---|---|");
+    println!("| network | batch × crop | s / step | steps / s | forward / loss / backward / Adam (s) |");
+    println!("|---|---|---|---|---|");
     let skip_full = std::env::var("CSGIS_BENCH_SKIP_FULL").is_ok_and(|v| !v.is_empty() && v != "0");
+    let only = std::env::var("CSGIS_BENCH_ONLY").unwrap_or_default();
     let lite = LiteConfig::default();
     let [w0, w1, w2, w3] = lite.widths;
     let lite_name = format!("lite ({w0}, {w1}, {w2}, {w3})");
@@ -96,8 +106,15 @@ fn main() -> Result<()> {
             continue;
         }
         for &(batch, crop) in shapes {
-            let s = step_seconds(arch, batch, crop)?;
-            println!("| {name} | {batch} × {crop}² | {s:.3} | {:.3} |", 1.0 / s);
+            if !format!("{name} | {batch} × {crop}²").contains(&only) {
+                continue;
+            }
+            let [fwd, loss, bwd, adam] = step_seconds(arch, batch, crop)?;
+            let s = fwd + loss + bwd + adam;
+            println!(
+                "| {name} | {batch} × {crop}² | {s:.3} | {:.3} | {fwd:.3} / {loss:.3} / {bwd:.3} / {adam:.3} |",
+                1.0 / s
+            );
         }
     }
     Ok(())

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod model;
 pub mod ops;
 pub mod pth;
+mod simd;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -4,7 +4,7 @@
 //! nodes (mean, subtract, square, mean, add, sqrt, divide, scale, shift, transpose back), and the
 //! ReLU after it four more in the backward; each node allocates a full-size tensor and, in the
 //! backward, a zeroed gradient buffer. Here the forward makes two passes (per-channel statistics
-//! in f64, then normalise, scale, shift and clamp) and the backward two (per-channel sums of
+//! accumulated in f64, then normalise, scale, shift and clamp in the tensor's type) and the backward two (per-channel sums of
 //! `dz` and `dz·x̂`, then `dx = γ/σ · (dz − mean(dz) − x̂·mean(dz·x̂))`). The running statistics
 //! are updated as PyTorch and candle do (momentum, unbiased variance).
 //!
@@ -99,13 +99,106 @@ impl Dims {
     }
 }
 
+/// Lanes of the f64 accumulators in the per-channel sums: eight independent partial sums let
+/// the compiler vectorise the loops (a single running sum is one add per 4 cycles, bound by
+/// its latency).
+const LANES: usize = 8;
+
+/// `Σ f(i)` for `i` in `0..len`, in [`LANES`] partial sums added at the end.
+#[inline(always)]
+fn lane_sum(len: usize, f: impl Fn(usize) -> f64) -> f64 {
+    let mut acc = [0.0f64; LANES];
+    let full = len / LANES * LANES;
+    for i in (0..full).step_by(LANES) {
+        for (l, a) in acc.iter_mut().enumerate() {
+            *a += f(i + l);
+        }
+    }
+    for i in full..len {
+        acc[0] += f(i);
+    }
+    acc.iter().sum()
+}
+
+/// `(Σ f(i).0, Σ f(i).1)` for `i` in `0..len`, in [`LANES`] partial sums each.
+#[inline(always)]
+fn lane_sum2(len: usize, f: impl Fn(usize) -> (f64, f64)) -> (f64, f64) {
+    let (mut acc_a, mut acc_b) = ([0.0f64; LANES], [0.0f64; LANES]);
+    let full = len / LANES * LANES;
+    for i in (0..full).step_by(LANES) {
+        for l in 0..LANES {
+            let (a, b) = f(i + l);
+            acc_a[l] += a;
+            acc_b[l] += b;
+        }
+    }
+    for i in full..len {
+        let (a, b) = f(i);
+        acc_a[0] += a;
+        acc_b[0] += b;
+    }
+    (acc_a.iter().sum(), acc_b.iter().sum())
+}
+
+crate::multiversion! {
+    /// `Σ (v − mean)²` over one plane, in f64 lanes.
+    fn plane_moment<T: WithDType>(p: &[T], mean: f64) -> f64 {
+        lane_sum(p.len(), |i| (p[i].to_f64() - mean).powi(2))
+    }
+}
+
+crate::multiversion! {
+    /// `Σ v` over one plane, in f64 lanes.
+    fn plane_sum<T: WithDType>(p: &[T]) -> f64 {
+        lane_sum(p.len(), |i| p[i].to_f64())
+    }
+}
+
+crate::multiversion! {
+    /// `dst = relu?(src · scale + shift)` over one plane.
+    fn normalise_plane<T: WithDType>(dst: &mut [T], src: &[T], scale: T, shift: T, relu: bool) -> () {
+        let zero = T::zero();
+        let src = &src[..dst.len()];
+        for i in 0..dst.len() {
+            let y = src[i] * scale + shift;
+            dst[i] = if relu && y < zero { zero } else { y };
+        }
+    }
+}
+
+crate::multiversion! {
+    /// `(Σ dz, Σ dz·(x − mean))` over one plane, dz = dy masked by the ReLU (`relu`: where the
+    /// output y is ≤ 0).
+    fn plane_grad_sums<T: WithDType>(xs: &[T], gs: &[T], ys: &[T], mean: f64, relu: bool) -> (f64, f64) {
+        let zero = T::zero();
+        let (gs, ys) = (&gs[..xs.len()], &ys[..xs.len()]);
+        lane_sum2(xs.len(), |i| {
+            let v = if relu && ys[i] <= zero { 0.0 } else { gs[i].to_f64() };
+            (v, v * (xs[i].to_f64() - mean))
+        })
+    }
+}
+
+crate::multiversion! {
+    /// `dst = k·dz + kx·x + k0` over one plane, dz as in [`plane_grad_sums`].
+    fn plane_grad<T: WithDType>(dst: &mut [T], xs: &[T], gs: &[T], ys: &[T], k: [T; 3], relu: bool) -> () {
+        let zero = T::zero();
+        let n = dst.len();
+        let (xs, gs, ys) = (&xs[..n], &gs[..n], &ys[..n]);
+        for i in 0..n {
+            let dz = if relu && ys[i] <= zero { zero } else { gs[i] };
+            dst[i] = k[0] * dz + k[1] * xs[i] + k[2];
+        }
+    }
+}
+
 fn stats_of<T: WithDType>(x: &[T], d: Dims) -> Stats {
     let count = (d.n * d.hw).max(1) as f64;
     let (mean, var): (Vec<f64>, Vec<f64>) = (0..d.c)
         .into_par_iter()
         .map(|ch| {
-            let mean = d.planes(x, ch).flatten().map(|v| v.to_f64()).sum::<f64>() / count;
-            let var = d.planes(x, ch).flatten().map(|v| (v.to_f64() - mean).powi(2)).sum::<f64>() / count;
+            let mean = d.planes(x, ch).map(plane_sum).sum::<f64>() / count;
+            let var = d.planes(x, ch).map(|p| plane_moment(p, mean)).sum::<f64>() / count;
             (mean, var)
         })
         .unzip();
@@ -124,11 +217,9 @@ impl BnTrain {
         out.par_chunks_mut(d.hw.max(1)).zip(x.par_chunks(d.hw.max(1))).enumerate().for_each(|(p, (dst, src))| {
             let ch = p % d.c;
             let scale = gamma[ch].to_f64() * inv_std[ch];
+            // Scale and shift in the tensor's own type, so that f32 runs 16 lanes at a time.
             let shift = beta[ch].to_f64() - stats.mean[ch] * scale;
-            for (o, &v) in dst.iter_mut().zip(src) {
-                let y = v.to_f64() * scale + shift;
-                *o = T::from_f64(if self.relu && y < 0.0 { 0.0 } else { y });
-            }
+            normalise_plane(dst, src, T::from_f64(scale), T::from_f64(shift), self.relu);
         });
         (out, stats)
     }
@@ -187,21 +278,18 @@ struct BnTrainGrad {
 
 impl BnTrainGrad {
     fn run<T: WithDType>(&self, x: &[T], dy: &[T], y: &[T], d: Dims) -> (Vec<T>, Vec<f64>, Vec<f64>) {
-        let zero = T::zero();
-        let dz = |g: T, out: T| if self.relu && out <= zero { 0.0 } else { g.to_f64() };
+        let relu = self.relu;
         let (sum_dz, sum_dz_xhat): (Vec<f64>, Vec<f64>) = (0..d.c)
             .into_par_iter()
             .map(|ch| {
                 let (mean, inv) = (self.stats.mean[ch], self.inv_std[ch]);
                 let (mut a, mut b) = (0.0, 0.0);
                 for ((xs, gs), ys) in d.planes(x, ch).zip(d.planes(dy, ch)).zip(d.planes(y, ch)) {
-                    for ((&xv, &g), &out) in xs.iter().zip(gs).zip(ys) {
-                        let v = dz(g, out);
-                        a += v;
-                        b += v * (xv.to_f64() - mean) * inv;
-                    }
+                    let (pa, pb) = plane_grad_sums(xs, gs, ys, mean, relu);
+                    a += pa;
+                    b += pb;
                 }
-                (a, b)
+                (a, b * inv)
             })
             .unzip();
         let count = (d.n * d.hw).max(1) as f64;
@@ -212,11 +300,11 @@ impl BnTrainGrad {
             let (mean, inv) = (self.stats.mean[ch], self.inv_std[ch]);
             let (mean_dz, mean_dz_xhat) = (sum_dz[ch] / count, sum_dz_xhat[ch] / count);
             let k = self.gamma[ch] * inv;
+            // dx = k·(dz − mean(dz) − x̂·mean(dz·x̂)) = k·dz + kx·x + k0, in the tensor's type.
+            let kx = -k * inv * mean_dz_xhat;
+            let k0 = -k * mean_dz - kx * mean;
             let range = p * hw..(p + 1) * hw;
-            for (((o, &xv), &g), &out) in dst.iter_mut().zip(&x[range.clone()]).zip(&dy[range.clone()]).zip(&y[range]) {
-                let xhat = (xv.to_f64() - mean) * inv;
-                *o = T::from_f64(k * (dz(g, out) - mean_dz - xhat * mean_dz_xhat));
-            }
+            plane_grad(dst, &x[range.clone()], &dy[range.clone()], &y[range], [T::from_f64(k), T::from_f64(kx), T::from_f64(k0)], relu);
         });
         (dx, sum_dz, sum_dz_xhat)
     }
@@ -282,6 +370,32 @@ mod tests {
             for (a, b) in [(ours.running_mean(), theirs.running_mean()), (ours.running_var(), theirs.running_var())] {
                 let diff = (a - b)?.abs()?.max_all()?.to_scalar::<f64>()?;
                 assert!(diff < 1e-12, "running statistics differ by {diff}");
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn f32_matches_f64_in_values_and_gradients() -> Result<()> {
+        for relu in [false, true] {
+            let (_vm, bn64) = layer(5, 8)?;
+            let f32_of = |t: &Tensor| t.to_dtype(DType::F32);
+            let (gamma, beta) = bn64.weight_and_bias().expect("affine");
+            let bn32 = BatchNorm::new(5, f32_of(bn64.running_mean())?, f32_of(bn64.running_var())?, f32_of(gamma)?, f32_of(beta)?, 1e-5)?;
+            // 37 pixels a plane: the 8-lane sums and their tails.
+            let x = ((rand_f64(&[3, 5, 37, 1], 9)? * 4.0)? - 1.0)?;
+            let r = rand_f64(&[3, 5, 37, 1], 10)?;
+            let run = |bn: &BatchNorm, dtype: DType| -> Result<(Tensor, Tensor)> {
+                let xv = Var::from_tensor(&x.to_dtype(dtype)?)?;
+                let y = batch_norm_train(bn, &xv, relu)?;
+                let g = y.mul(&r.to_dtype(dtype)?)?.sum_all()?.backward()?;
+                Ok((y.to_dtype(DType::F64)?, g.get(xv.as_tensor()).expect("dx").to_dtype(DType::F64)?))
+            };
+            let (y64, dx64) = run(&bn64, DType::F64)?;
+            let (y32, dx32) = run(&bn32, DType::F32)?;
+            for (a, b, what) in [(&y64, &y32, "y"), (&dx64, &dx32, "dx")] {
+                let diff = (a - b)?.abs()?.max_all()?.to_scalar::<f64>()?;
+                assert!(diff < 1e-5, "relu {relu}: {what} differs by {diff}");
             }
         }
         Ok(())

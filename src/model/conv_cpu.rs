@@ -210,16 +210,23 @@ pub(super) fn forward<T: WithDType>(x: &[T], weight: &[T], g: &Geometry, epilogu
     out
 }
 
-/// The forward of one float type: f32 takes [`super::conv_direct`]'s kernel where it runs
-/// (AVX-512F), f64 and f32 elsewhere the im2col [`forward`].
+/// The forward and kernel gradient of one float type: f32 takes [`super::conv_direct`]'s and
+/// [`super::conv_direct_grad`]'s kernels where they run (AVX-512F, rows of 32 px or more), f64
+/// and f32 elsewhere the im2col [`forward`] and [`kernel_grad`].
 pub(super) trait ConvFloat: WithDType {
     /// y = epilogue(conv(x, w)), as [`forward`].
     fn conv_forward(x: &[Self], weight: &[Self], g: &Geometry, epilogue: Epilogue<'_, Self>) -> Vec<Self>;
+    /// dW from x and dy, as [`kernel_grad`].
+    fn conv_kernel_grad(x: &[Self], dy: &[Self], g: &Geometry) -> Vec<Self>;
 }
 
 impl ConvFloat for f64 {
     fn conv_forward(x: &[f64], weight: &[f64], g: &Geometry, epilogue: Epilogue<'_, f64>) -> Vec<f64> {
         forward(x, weight, g, epilogue)
+    }
+
+    fn conv_kernel_grad(x: &[f64], dy: &[f64], g: &Geometry) -> Vec<f64> {
+        kernel_grad(x, dy, g)
     }
 }
 
@@ -229,6 +236,14 @@ impl ConvFloat for f32 {
             super::conv_direct::forward(x, weight, g, epilogue)
         } else {
             forward(x, weight, g, epilogue)
+        }
+    }
+
+    fn conv_kernel_grad(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
+        if super::conv_direct::suits(g) {
+            super::conv_direct_grad::kernel_grad(x, dy, g)
+        } else {
+            kernel_grad(x, dy, g)
         }
     }
 }
@@ -297,7 +312,7 @@ impl Compute {
     fn run<T: ConvFloat>(self, a: &[T], b: &[T], g: &Geometry) -> Vec<T> {
         match self {
             Self::Forward => T::conv_forward(a, b, g, Epilogue::NONE),
-            Self::KernelGrad => kernel_grad(a, b, g),
+            Self::KernelGrad => T::conv_kernel_grad(a, b, g),
         }
     }
 

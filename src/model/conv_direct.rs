@@ -24,7 +24,7 @@ use super::gemm::MatMut;
 /// Output channels per register block.
 const OB: usize = 8;
 /// f32 lanes per AVX-512 vector.
-const LANES: usize = 16;
+pub(super) const LANES: usize = 16;
 /// Pixel vectors per register block (R ≤ this).
 const RMAX: usize = 3;
 /// Output pixels per band (whole rows, at least one, and at least 4 × the dilation so the
@@ -61,7 +61,7 @@ fn direct_enabled() -> bool {
     *ENABLED.get_or_init(|| avx512_present() && std::env::var("CSGIS_CONV").map_or(true, |v| v != "im2col"))
 }
 
-fn avx512_present() -> bool {
+pub(super) fn avx512_present() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx512f")
@@ -91,10 +91,14 @@ fn pack_weights(weight: &[f32], g: &Geometry) -> Vec<f32> {
 /// Zero-padded copy of input rows `y0 − d .. y0 + rows + d` of one image, every channel: rows
 /// of `stride` values, the image's column 0 at offset d. `stride` leaves room for the last
 /// vector of a row to be loaded whole.
-struct PaddedBand {
-    data: Vec<f32>,
-    stride: usize,
-    plane: usize,
+#[derive(Default)]
+pub(super) struct PaddedBand {
+    /// `c_in` planes of `plane` values.
+    pub(super) data: Vec<f32>,
+    /// Values per padded row.
+    pub(super) stride: usize,
+    /// Values per padded plane.
+    pub(super) plane: usize,
 }
 
 impl PaddedBand {
@@ -102,7 +106,8 @@ impl PaddedBand {
         g.w.div_ceil(LANES) * LANES + 2 * g.dilation
     }
 
-    fn fill(&mut self, x_img: &[f32], g: &Geometry, y0: usize, rows: usize) {
+    /// Copies rows `y0 − d .. y0 + rows + d` of every channel of `x_img` (one image).
+    pub(super) fn fill(&mut self, x_img: &[f32], g: &Geometry, y0: usize, rows: usize) {
         let d = g.dilation;
         self.stride = Self::stride_for(g);
         let prows = rows + 2 * d;
@@ -140,7 +145,7 @@ pub(super) fn forward(x: &[f32], weight: &[f32], g: &Geometry, epilogue: Epilogu
     let band_rows = BAND_PIXELS.div_ceil(g.w.max(1)).max(4 * g.dilation);
     let image = g.c_in * hw;
     g.bands(band_rows * g.w).into_par_iter().for_each_init(
-        || PaddedBand { data: Vec::new(), stride: 0, plane: 0 },
+        PaddedBand::default,
         |band: &mut PaddedBand, (img, y0, rows)| {
             band.fill(&x[img * image..(img + 1) * image], g, y0, rows);
             let (ptr, len) = out_mat.raw();
@@ -260,11 +265,13 @@ unsafe fn tile<const R: usize>(inp: *const f32, w: *const f32, bias: *const f32,
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::model::conv_cpu::forward as im2col_forward;
 
-    fn random(len: usize, seed: u64) -> Vec<f32> {
+    /// Deterministic values in [−1, 1) (a linear congruential generator), for this module's
+    /// tests and [`super::super::conv_direct_grad`]'s.
+    pub(in crate::model) fn random(len: usize, seed: u64) -> Vec<f32> {
         let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (0..len)
             .map(|_| {

@@ -8,6 +8,7 @@
 mod batch_norm_fused;
 mod conv_cpu;
 mod conv_direct;
+mod conv_direct_grad;
 mod conv_fused;
 mod csgis;
 mod embedded;
