@@ -154,8 +154,9 @@ impl EmbeddedModel {
                  training); it removes texture but can tint large flat areas. See weights/README.md; pass --weights for another model"
             }
             Self::Lite => {
-                "the embedded csgis-lite is an early checkpoint of its training campaign and does not yet \
-                 beat the best classical operators on the held-out set (weights/README.md); --method rtv or fgs may do better"
+                "the embedded csgis-lite (about 7 CPU-hours of training) keeps objects and fine structure but leaves \
+                 coarse textures; it does not beat the best classical operators by a clear margin on the held-out set \
+                 (weights/README.md), and --method rtv or fgs may do better on flat grounds"
             }
         }
     }
