@@ -4,8 +4,9 @@
 //! nodes (mean, subtract, square, mean, add, sqrt, divide, scale, shift, transpose back), and the
 //! ReLU after it four more in the backward; each node allocates a full-size tensor and, in the
 //! backward, a zeroed gradient buffer. Here the forward makes two passes (per-channel statistics
-//! accumulated in f64, then normalise, scale, shift and clamp in the tensor's type) and the backward two (per-channel sums of
-//! `dz` and `dz·x̂`, then `dx = γ/σ · (dz − mean(dz) − x̂·mean(dz·x̂))`). The running statistics
+//! accumulated in f64, then normalise, scale, shift and clamp in the tensor's own type) and the
+//! backward two (per-channel sums of `dz` and `dz·x̂` in f64, then
+//! `dx = γ/σ · (dz − mean(dz) − x̂·mean(dz·x̂))` in the tensor's type). The running statistics
 //! are updated as PyTorch and candle do (momentum, unbiased variance).
 //!
 //! f32 and f64 on the CPU with an affine BatchNorm; anything else falls back to candle-nn.
@@ -104,20 +105,11 @@ impl Dims {
 /// its latency).
 const LANES: usize = 8;
 
-/// `Σ f(i)` for `i` in `0..len`, in [`LANES`] partial sums added at the end.
+/// `Σ f(i)` for `i` in `0..len`, in [`LANES`] partial sums added at the end ([`lane_sum2`]
+/// with an empty second sum, which the compiler drops).
 #[inline(always)]
 fn lane_sum(len: usize, f: impl Fn(usize) -> f64) -> f64 {
-    let mut acc = [0.0f64; LANES];
-    let full = len / LANES * LANES;
-    for i in (0..full).step_by(LANES) {
-        for (l, a) in acc.iter_mut().enumerate() {
-            *a += f(i + l);
-        }
-    }
-    for i in full..len {
-        acc[0] += f(i);
-    }
-    acc.iter().sum()
+    lane_sum2(len, |i| (f(i), 0.0)).0
 }
 
 /// `(Σ f(i).0, Σ f(i).1)` for `i` in `0..len`, in [`LANES`] partial sums each.

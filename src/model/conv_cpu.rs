@@ -290,13 +290,19 @@ pub(super) fn kernel_grad<T: WithDType>(x: &[T], dy: &[T], g: &Geometry) -> Vec<
             part
         })
         .collect();
-    let mut grad = vec![T::zero(); g.c_out * k];
-    for part in &partials {
-        for (acc, v) in grad.iter_mut().zip(part) {
+    sum_in_order(&partials, g.c_out * k)
+}
+
+/// The element-wise sum of `partials` (each `len` long), added in their order, so that a
+/// result summed over bands does not depend on how rayon scheduled them.
+pub(super) fn sum_in_order<T: WithDType>(partials: &[Vec<T>], len: usize) -> Vec<T> {
+    let mut sum = vec![T::zero(); len];
+    for part in partials {
+        for (acc, v) in sum.iter_mut().zip(part) {
             *acc += *v;
         }
     }
-    grad
+    sum
 }
 
 /// What a custom op computes from its two (contiguous, same-dtype) arguments.

@@ -10,14 +10,14 @@
 //! loads 3 gradient vectors and 9 shifted input vectors for 27 FMAs. The lanes are added up once
 //! per band.
 //!
-//! Each band's sums go to their own buffer and the buffers are added in band order, so the
-//! result does not depend on the thread count or on rayon's scheduling (a resumed training run
-//! repeats the same losses bit for bit).
+//! Each band's sums go to their own buffer and the buffers are added in band order
+//! ([`super::conv_cpu::sum_in_order`]), so the result does not depend on the thread count or on
+//! rayon's scheduling (a resumed training run repeats the same losses bit for bit).
 #![allow(unsafe_code)]
 
 use rayon::prelude::*;
 
-use super::conv_cpu::Geometry;
+use super::conv_cpu::{sum_in_order, Geometry};
 use super::conv_direct::{avx512_present, PaddedBand, LANES};
 
 /// Output channels whose 9 taps one [`accumulate`] call keeps in registers (27 accumulators of
@@ -38,7 +38,7 @@ pub(super) fn kernel_grad(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
         .bands(band_rows * g.w)
         .into_par_iter()
         .map_init(
-            || PaddedBand::default(),
+            PaddedBand::default,
             |band: &mut PaddedBand, (img, y0, rows)| {
                 band.fill(&x[img * image..(img + 1) * image], g, y0, rows);
                 let mut part = vec![0.0f32; g.c_out * k];
@@ -71,13 +71,7 @@ pub(super) fn kernel_grad(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
             },
         )
         .collect();
-    let mut grad = vec![0.0f32; g.c_out * k];
-    for part in &partials {
-        for (acc, v) in grad.iter_mut().zip(part) {
-            *acc += *v;
-        }
-    }
-    grad
+    sum_in_order(&partials, g.c_out * k)
 }
 
 /// `sums[j][tap] = Σ over the band of dy[j](p) · x(p + tap)` for G output channels and one
