@@ -95,6 +95,7 @@ echo "- threads: $threads for every side (torch intra-op $threads / inter-op 1; 
 echo "- torch side: $meta"
 echo "- csgis: ${CSGIS_LABEL:-$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src 2>/dev/null || echo ' + uncommitted changes under src/')}"
 echo "- csgis's matrix kernels (picked at run time, bench header): $(grep -ho 'gemm kernels [a-z0-9]*' "$logs/train_step.md" "$logs/model.md" 2>/dev/null | sort -u | sed 's/gemm kernels //' | tr '\n' ' ')"
+echo "- csgis's 3×3 convolution paths (picked at run time, bench header): $(grep -ho '3×3 conv .*' "$logs/model.md" 2>/dev/null | sort -u | sed 's/3×3 conv //' | tr '\n' ' ')"
 echo "- load average before / after: $load_before / $load_after; other 'csgis train' processes running: $others$( [ "$others" -gt 0 ] && echo ' (they hold a core: contention, every side alike)')"
 echo "- wall: ${t_torch} s PyTorch + onnxruntime, $((t_all - t_torch)) s csgis"
 echo

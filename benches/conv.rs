@@ -4,7 +4,8 @@
 //! Then the forward of every layer shape csgis-lite and CSGIS-Net run, in GFLOP/s.
 //!
 //! Run with `cargo bench --bench conv`. Prints Markdown tables (median of 5 after a warm-up).
-//! `CSGIS_BENCH_SHAPES_ONLY=1` skips the first table.
+//! `CSGIS_BENCH_SHAPES_ONLY=1` skips the first table; `CSGIS_BENCH_ONLY=TEXT` keeps the shapes
+//! whose name contains TEXT.
 
 use std::time::Instant;
 
@@ -37,7 +38,7 @@ fn per_shape() -> Result<()> {
     let dev = Device::Cpu;
     // csgis-lite inference at 1024² (full, 1/2, 1/4, 1/8 scale), its training batch (12 × 96²),
     // and CSGIS-Net's 64-channel layers at 256².
-    let shapes: [(&str, usize, usize, usize, usize, usize); 17] = [
+    let shapes: [(&str, usize, usize, usize, usize, usize); 19] = [
         ("lite enc0.0, 1024²", 1, 3, 16, 1024, 1),
         ("lite 16→16, 1024²", 1, 16, 16, 1024, 1),
         ("lite refine.0 20→16, 1024²", 1, 20, 16, 1024, 1),
@@ -52,6 +53,8 @@ fn per_shape() -> Result<()> {
         ("lite train 64→64, 12×24²", 12, 64, 64, 24, 1),
         ("lite train 128→128 d2, 12×12²", 12, 128, 128, 12, 2),
         ("CSGIS 64→64 d1, 256²", 1, 64, 64, 256, 1),
+        ("CSGIS 64→64 d2, 256²", 1, 64, 64, 256, 2),
+        ("CSGIS 64→64 d3, 256²", 1, 64, 64, 256, 3),
         ("CSGIS 64→64 d8, 256²", 1, 64, 64, 256, 8),
         ("CSGIS 64→64 d2, 4×64²", 4, 64, 64, 64, 2),
         ("CSGIS N3/C16 16→16 d2, 8×128²", 8, 16, 16, 128, 2),
@@ -62,7 +65,11 @@ fn per_shape() -> Result<()> {
     );
     println!("| layer | GFLOP/s |");
     println!("|---|---|");
+    let only = std::env::var("CSGIS_BENCH_ONLY").ok();
     for (name, n, c_in, c_out, side, d) in shapes {
+        if only.as_deref().is_some_and(|o| !name.contains(o)) {
+            continue;
+        }
         let x = Tensor::rand(0f32, 1f32, (n, c_in, side, side), &dev)?;
         let w = (Tensor::rand(0f32, 1f32, (c_out, c_in, 3, 3), &dev)? * 0.05)?;
         let gflop = 2.0 * (n * c_in * c_out * 9 * side * side) as f64 / 1e9;

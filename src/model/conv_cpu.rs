@@ -232,7 +232,9 @@ impl ConvFloat for f64 {
 
 impl ConvFloat for f32 {
     fn conv_forward(x: &[f32], weight: &[f32], g: &Geometry, epilogue: Epilogue<'_, f32>) -> Vec<f32> {
-        if super::conv_direct::suits(g) {
+        if super::conv_winograd::suits(g) {
+            super::conv_winograd::forward(x, weight, g, epilogue)
+        } else if super::conv_direct::suits(g) {
             super::conv_direct::forward(x, weight, g, epilogue)
         } else {
             forward(x, weight, g, epilogue)

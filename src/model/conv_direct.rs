@@ -19,7 +19,6 @@
 use rayon::prelude::*;
 
 use super::conv_cpu::{Epilogue, Geometry};
-use super::gemm::MatMut;
 
 /// Output channels per register block.
 const OB: usize = 8;
@@ -43,14 +42,16 @@ pub(super) fn suits(g: &Geometry) -> bool {
     g.w >= MIN_WIDTH && direct_enabled()
 }
 
-/// Which 3×3 forward f32 convolutions of rows ≥ 32 px take on this machine: `"direct"` (this
-/// module) or `"im2col"`. The benches print it in their headings.
+/// Which 3×3 forward f32 convolutions take on this machine: `"winograd (d 1, C ≥ 64) + direct"`,
+/// `"direct"` (this module, rows ≥ 32 px) or `"im2col"`. The benches print it in their headings.
 #[must_use]
 pub fn conv_kernel() -> &'static str {
-    if direct_enabled() {
-        "direct"
-    } else {
-        "im2col"
+    let wide = Geometry { n: 1, c_in: 64, c_out: 64, h: 64, w: 64, dilation: 1 };
+    match (super::conv_winograd::suits(&wide), direct_enabled()) {
+        (true, true) => "winograd (d 1, C ≥ 64) + direct",
+        (true, false) => "winograd (d 1, C ≥ 64) + im2col",
+        (false, true) => "direct",
+        (false, false) => "im2col",
     }
 }
 
@@ -112,18 +113,22 @@ impl PaddedBand {
         self.stride = Self::stride_for(g);
         let prows = rows + 2 * d;
         self.plane = prows * self.stride;
-        self.data.clear();
+        // Every value is written below (a copied row, its padding, or a row of zeros), so a
+        // buffer kept from the last band is not cleared first.
         self.data.resize(g.c_in * self.plane, 0.0);
         for ci in 0..g.c_in {
             let src = &x_img[ci * g.hw()..(ci + 1) * g.hw()];
-            for r in 0..prows {
+            let dst_plane = &mut self.data[ci * self.plane..(ci + 1) * self.plane];
+            for (r, dst) in dst_plane.chunks_exact_mut(self.stride).enumerate() {
                 let sy = (y0 + r) as isize - d as isize;
                 if sy < 0 || sy >= g.h as isize {
+                    dst.fill(0.0);
                     continue;
                 }
-                let at = ci * self.plane + r * self.stride + d;
                 let sy = sy as usize;
-                self.data[at..at + g.w].copy_from_slice(&src[sy * g.w..(sy + 1) * g.w]);
+                dst[..d].fill(0.0);
+                dst[d..d + g.w].copy_from_slice(&src[sy * g.w..(sy + 1) * g.w]);
+                dst[d + g.w..].fill(0.0);
             }
         }
     }
@@ -140,15 +145,18 @@ pub(super) fn forward(x: &[f32], weight: &[f32], g: &Geometry, epilogue: Epilogu
     if let Some(b) = epilogue.bias {
         bias[..g.c_out].copy_from_slice(b);
     }
-    let mut out = vec![0.0f32; g.n * g.c_out * hw];
-    let out_mat = MatMut::new(&mut out);
+    // Not zero-filled: the bands together store every output value (all rows, channels and
+    // columns), and a serial memset of the whole map cost the second thread its share.
+    let len = g.n * g.c_out * hw;
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    let out_ptr = OutPtr(out.as_mut_ptr());
     let band_rows = BAND_PIXELS.div_ceil(g.w.max(1)).max(4 * g.dilation);
     let image = g.c_in * hw;
     g.bands(band_rows * g.w).into_par_iter().for_each_init(
         PaddedBand::default,
         |band: &mut PaddedBand, (img, y0, rows)| {
             band.fill(&x[img * image..(img + 1) * image], g, y0, rows);
-            let (ptr, len) = out_mat.raw();
+            let ptr = out_ptr.get();
             let first = img * g.c_out * hw + y0 * g.w;
             let last = first + (g.c_out - 1) * hw + rows * g.w - 1;
             assert!(last < len, "band reaches {last}, output has {len}");
@@ -159,7 +167,26 @@ pub(super) fn forward(x: &[f32], weight: &[f32], g: &Geometry, epilogue: Epilogu
             unsafe { run_band(band, &packed, &bias, g, rows, epilogue.relu, ptr.add(first), hw) };
         },
     );
+    // SAFETY: the bands cover every image and row, and `run_band` stores every channel and
+    // column of its rows, so all `len` values are initialised.
+    unsafe { out.set_len(len) };
     out
+}
+
+/// The output buffer's start, shared by the bands, each of which writes its own rows.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+
+// SAFETY: the bands that share the pointer write disjoint regions (their own rows), and the
+// buffer outlives the parallel loop.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// The pointer (a method, so closures capture the `Sync` wrapper, not the raw field).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
 }
 
 /// Computes one band: `out` points at channel 0 of the band's first output row, channels lie

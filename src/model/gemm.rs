@@ -78,12 +78,6 @@ impl<'a, T> MatMut<'a, T> {
         }
     }
 
-    /// The start of the storage and its length, for kernels that write their (disjoint)
-    /// region themselves; they must keep inside `len` and off other threads' regions.
-    pub(crate) fn raw(&self) -> (*mut T, usize) {
-        (self.ptr, self.len)
-    }
-
     /// Calls `f(r, row)` for the `rows` rows of `cols` elements that start at `offset` and lie
     /// `row_stride` apart. Like [`gemm_into`], callers on different threads must touch disjoint
     /// regions.

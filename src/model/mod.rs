@@ -10,6 +10,7 @@ mod conv_cpu;
 mod conv_direct;
 mod conv_direct_grad;
 mod conv_fused;
+mod conv_winograd;
 mod csgis;
 mod embedded;
 mod gemm;

@@ -1,0 +1,427 @@
+//! The 3×3 "same" convolution by Winograd's minimal filtering F(2×2, 3×3): 16 products per
+//! 2×2 output tile and channel pair instead of 36, for the wide undilated layers where the
+//! products dominate.
+//!
+//! For a 4×4 input tile d and a kernel g, the 2×2 output tile is `Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A`
+//! (Lavin and Gray, *Fast Algorithms for Convolutional Neural Networks*, 2016). Summed over
+//! input channels, each of the 16 positions of the transformed tile is a matrix product
+//! `M_k [c_out, tiles] = U_k [c_out, c_in] · V_k [c_in, tiles]`, which runs through the gemm
+//! kernels of [`super::gemm`]. The transforms use only additions (and halvings for the kernel),
+//! so the result differs from the direct sum by a few rounding steps, not more.
+//!
+//! A dilated kernel is an ordinary one on each of the d² polyphase sub-images (every d-th row
+//! and column): a work unit gathers its sub-image's rows and scatters its outputs with stride d.
+//!
+//! [`suits`] takes this path for dilation 1 and at least [`MIN_CHANNELS`] input and output
+//! channels. Measured per layer (bench/RESULTS.md, "Winograd F(2×2, 3×3)"), it beats the direct
+//! AVX-512 kernel by 10–20 % at 64→64 on 256², loses at 32 channels (the transforms cost as
+//! much as the products saved), and loses at every dilation > 1 (15–45 %: the strided gathers
+//! and scatters and the narrower sub-images), so dilated layers keep the direct kernel.
+//! `CSGIS_CONV=direct` or `im2col` turns the path off.
+
+use rayon::prelude::*;
+
+use super::conv_cpu::{Epilogue, Geometry};
+use super::gemm::{gemm_into, MatMut, MatRef};
+
+/// Narrower layers go to the direct or im2col kernels: with few channels the transforms, not
+/// the products, set the pace (measured per shape, bench/RESULTS.md "Winograd F(2×2, 3×3)").
+pub(super) const MIN_CHANNELS: usize = 64;
+
+/// Transformed tiles per work unit (whole tile rows of one sub-image, at least one): V and M
+/// of a unit, (c_in + c_out) · 16 · tiles values, stay in L2 (1 MB at 64 + 64 channels).
+const BAND_TILES: usize = 128;
+
+/// Whether the Winograd forward takes this convolution: dilation 1, at least [`MIN_CHANNELS`]
+/// input and output channels, and `CSGIS_CONV` not set to `im2col` or `direct` (read once).
+pub(super) fn suits(g: &Geometry) -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let enabled = *ENABLED.get_or_init(|| std::env::var("CSGIS_CONV").map_or(true, |v| v != "im2col" && v != "direct"));
+    enabled && g.dilation == 1 && g.c_in >= MIN_CHANNELS && g.c_out >= MIN_CHANNELS
+}
+
+/// `U = G g Gᵀ` for every (co, ci), laid out `[16][c_out][c_in]` (position k = 4a + b of the
+/// 4×4 transformed kernel first), computed in f64.
+fn transform_kernel<T: Float>(weight: &[T], g: &Geometry) -> Vec<T> {
+    let (c_in, c_out) = (g.c_in, g.c_out);
+    let mut u = vec![T::zero(); 16 * c_out * c_in];
+    for co in 0..c_out {
+        for ci in 0..c_in {
+            let k: Vec<f64> = weight[(co * c_in + ci) * 9..][..9].iter().map(|v| v.to_f64()).collect();
+            // G g: 4 rows of 3.
+            let mut gg = [[0.0f64; 3]; 4];
+            for c in 0..3 {
+                let (g0, g1, g2) = (k[c], k[3 + c], k[6 + c]);
+                gg[0][c] = g0;
+                gg[1][c] = 0.5 * (g0 + g1 + g2);
+                gg[2][c] = 0.5 * (g0 - g1 + g2);
+                gg[3][c] = g2;
+            }
+            // (G g) Gᵀ: 4 × 4.
+            for (a, row) in gg.iter().enumerate() {
+                let [g0, g1, g2] = *row;
+                let out = [g0, 0.5 * (g0 + g1 + g2), 0.5 * (g0 - g1 + g2), g2];
+                for (b, &v) in out.iter().enumerate() {
+                    u[((a * 4 + b) * c_out + co) * c_in + ci] = T::from_f64(v);
+                }
+            }
+        }
+    }
+    u
+}
+
+/// The float types the transforms run on (f32, and f64 for the tests).
+pub(super) trait Float: candle_core::WithDType + Default {}
+impl Float for f32 {}
+impl Float for f64 {}
+
+/// One work unit: tile rows `i0 .. i0 + rows` of the polyphase sub-image `(ry, rx)` of image
+/// `img` (rows ry + r·d and columns rx + c·d; the whole image when d = 1).
+#[derive(Debug, Clone, Copy)]
+struct Unit {
+    img: usize,
+    ry: usize,
+    rx: usize,
+    i0: usize,
+    rows: usize,
+}
+
+/// Rows and columns of sub-image (ry, rx).
+fn sub_dims(g: &Geometry, ry: usize, rx: usize) -> (usize, usize) {
+    ((g.h - ry).div_ceil(g.dilation), (g.w - rx).div_ceil(g.dilation))
+}
+
+/// Units in the order image, ry, tile row, rx, so that neighbouring units read the same
+/// input rows.
+fn units(g: &Geometry) -> Vec<Unit> {
+    let d = g.dilation;
+    let mut all = Vec::new();
+    for img in 0..g.n {
+        for ry in 0..d.min(g.h) {
+            let (hs, ws) = sub_dims(g, ry, 0);
+            let per = (BAND_TILES / ws.div_ceil(2).max(1)).max(1);
+            let th = hs.div_ceil(2);
+            for i0 in (0..th).step_by(per) {
+                for rx in 0..d.min(g.w) {
+                    all.push(Unit { img, ry, rx, i0, rows: per.min(th - i0) });
+                }
+            }
+        }
+    }
+    all
+}
+
+/// Scratch buffers of one thread.
+#[derive(Default)]
+struct Scratch<T> {
+    /// Four input rows de-interleaved: `[4][tw + 1]` even padded columns, then odd.
+    even: Vec<T>,
+    odd: Vec<T>,
+    /// The same after Bᵀ down the rows.
+    mix_even: Vec<T>,
+    mix_odd: Vec<T>,
+    /// `[16][c_in][tiles]`.
+    v: Vec<T>,
+    /// `[16][c_out][tiles]`.
+    m: Vec<T>,
+    /// Aᵀ down the rows of M: `[8][tw]`.
+    s: Vec<T>,
+    /// The four outputs of each tile of a tile row: `[4][tw]`.
+    y: Vec<T>,
+    /// One row of a dilated sub-image, gathered from the input or bound for the output.
+    line: Vec<T>,
+}
+
+/// The output buffer's start, shared by the units, each of which writes its own rows.
+#[derive(Clone, Copy)]
+struct OutPtr<T>(*mut T);
+
+// SAFETY: the units that share the pointer write disjoint rows, and the buffer outlives the
+// parallel loop.
+#[allow(unsafe_code)]
+unsafe impl<T> Send for OutPtr<T> {}
+#[allow(unsafe_code)]
+unsafe impl<T> Sync for OutPtr<T> {}
+
+impl<T> OutPtr<T> {
+    /// The pointer (a method, so closures capture the `Sync` wrapper, not the raw field).
+    fn get(self) -> *mut T {
+        self.0
+    }
+}
+
+/// y = epilogue(conv(x, w)): `x` (n, c_in, h, w), `weight` (c_out, c_in·9) → (n, c_out, h, w).
+///
+/// A dilated convolution runs on the d² polyphase sub-images: a unit reads every d-th row
+/// and column of the input and writes every d-th of the output.
+#[allow(unsafe_code)]
+pub(super) fn forward<T: Float>(x: &[T], weight: &[T], g: &Geometry, epilogue: Epilogue<'_, T>) -> Vec<T> {
+    let u = transform_kernel(weight, g);
+    let len = g.n * g.c_out * g.hw();
+    // Not zero-filled: the units together write every output value.
+    let mut out: Vec<T> = Vec::with_capacity(len);
+    let out_ptr = OutPtr(out.as_mut_ptr());
+    units(g).into_par_iter().for_each_init(Scratch::default, |s: &mut Scratch<T>, unit| {
+        run_unit(x, &u, g, unit, epilogue, s, out_ptr.get(), len);
+    });
+    // SAFETY: the units cover every image, sub-image and tile row, and each writes every
+    // pixel of its sub-image rows, so all `len` values are set.
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// Input transform, products and output transform of one unit.
+#[allow(unsafe_code, clippy::too_many_arguments)]
+fn run_unit<T: Float>(x: &[T], u: &[T], g: &Geometry, unit: Unit, ep: Epilogue<'_, T>, s: &mut Scratch<T>, out: *mut T, len: usize) {
+    let (hs, ws) = sub_dims(g, unit.ry, unit.rx);
+    let tw = ws.div_ceil(2);
+    let tiles = unit.rows * tw;
+    let (c_in, c_out, hw, d) = (g.c_in, g.c_out, g.hw(), g.dilation);
+    let pad = tw + 1;
+    let zero = T::zero();
+    for buf in [&mut s.even, &mut s.odd, &mut s.mix_even, &mut s.mix_odd] {
+        buf.resize(4 * pad, zero);
+    }
+    s.v.resize(16 * c_in * tiles, zero);
+    s.m.resize(16 * c_out * tiles, zero);
+    s.s.resize(8 * tw, zero);
+    s.y.resize(4 * tw, zero);
+    let x_img = &x[unit.img * c_in * hw..(unit.img + 1) * c_in * hw];
+    let k_stride = c_in * tiles;
+    for ci in 0..c_in {
+        let plane = &x_img[ci * hw..(ci + 1) * hw];
+        for ti in 0..unit.rows {
+            let i = unit.i0 + ti;
+            for k in 0..4 {
+                // Input row 2i − 1 + k split into even and odd padded columns (padded column
+                // c + 1 is column c); column −1 and columns past w are 0.
+                let even = &mut s.even[k * pad..(k + 1) * pad];
+                let odd = &mut s.odd[k * pad..(k + 1) * pad];
+                let r = (2 * i + k) as isize - 1;
+                if r < 0 || r as usize >= hs {
+                    even.fill(zero);
+                    odd.fill(zero);
+                } else {
+                    let src = &plane[(unit.ry + r as usize * d) * g.w..][..g.w];
+                    if d == 1 {
+                        deinterleave(src, even, odd);
+                    } else {
+                        s.line.resize(ws, zero);
+                        gather(&src[unit.rx..], d, &mut s.line);
+                        deinterleave(&s.line, even, odd);
+                    }
+                }
+            }
+            // Bᵀ down the rows, for the even and the odd columns.
+            for (rows, mixed) in [(&s.even, &mut s.mix_even), (&s.odd, &mut s.mix_odd)] {
+                let (m0, rest) = mixed.split_at_mut(pad);
+                let (m1, rest) = rest.split_at_mut(pad);
+                let (m2, m3) = rest.split_at_mut(pad);
+                bt(&rows[..pad], &rows[pad..2 * pad], &rows[2 * pad..3 * pad], &rows[3 * pad..], m0, m1, m2, m3);
+            }
+            // B along the columns: tile t takes even t, odd t, even t + 1, odd t + 1.
+            for a in 0..4 {
+                let (e, o) = (&s.mix_even[a * pad..(a + 1) * pad], &s.mix_odd[a * pad..(a + 1) * pad]);
+                let at = 4 * a * k_stride + ci * tiles + ti * tw;
+                let (v0, rest) = s.v[at..].split_at_mut(k_stride);
+                let (v1, rest) = rest.split_at_mut(k_stride);
+                let (v2, v3) = rest.split_at_mut(k_stride);
+                bt(&e[..tw], &o[..tw], &e[1..], &o[1..], &mut v0[..tw], &mut v1[..tw], &mut v2[..tw], &mut v3[..tw]);
+            }
+        }
+    }
+    for k in 0..16 {
+        let lhs = MatRef { data: &u[k * c_out * c_in..(k + 1) * c_out * c_in], rows: c_out, cols: c_in, row_stride: c_in, col_stride: 1 };
+        let rhs = MatRef { data: &s.v[k * c_in * tiles..(k + 1) * c_in * tiles], rows: c_in, cols: tiles, row_stride: tiles, col_stride: 1 };
+        let dst = MatMut::new(&mut s.m);
+        gemm_into(&dst, k * c_out * tiles, tiles, lhs, rhs, false);
+    }
+    let m_stride = c_out * tiles;
+    for co in 0..c_out {
+        let bias = ep.bias.map_or(zero, |b| b[co]);
+        for ti in 0..unit.rows {
+            let q = |k: usize| &s.m[k * m_stride + co * tiles + ti * tw..][..tw];
+            // Aᵀ down the rows of each 4×4 tile, then A along its columns, then bias and ReLU.
+            {
+                let (s0, s1) = s.s.split_at_mut(4 * tw);
+                for b in 0..4 {
+                    at(q(b), q(4 + b), q(8 + b), q(12 + b), &mut s0[b * tw..][..tw], &mut s1[b * tw..][..tw], zero, false);
+                }
+            }
+            let (y01, y23) = s.y.split_at_mut(2 * tw);
+            for (half, y) in [(0, y01), (1, y23)] {
+                let sh = &s.s[half * 4 * tw..(half + 1) * 4 * tw];
+                let (ya, yb) = y.split_at_mut(tw);
+                at(&sh[..tw], &sh[tw..2 * tw], &sh[2 * tw..3 * tw], &sh[3 * tw..], ya, yb, bias, ep.relu);
+            }
+            for a in 0..2 {
+                let r = 2 * (unit.i0 + ti) + a;
+                if r >= hs {
+                    continue;
+                }
+                let first = (unit.img * c_out + co) * hw + (unit.ry + r * d) * g.w + unit.rx;
+                assert!(first + (ws - 1) * d < len, "output row past the end");
+                let (even, odd) = (&s.y[2 * a * tw..][..tw], &s.y[(2 * a + 1) * tw..][..tw]);
+                if d == 1 {
+                    // SAFETY: the row lies inside the output (checked above) and belongs to
+                    // this unit alone (its image and tile row), so no other thread writes it.
+                    let dst = unsafe { std::slice::from_raw_parts_mut(out.add(first), ws) };
+                    interleave(even, odd, dst);
+                } else {
+                    s.line.resize(ws, zero);
+                    interleave(even, odd, &mut s.line);
+                    for (c, &v) in s.line.iter().enumerate() {
+                        // SAFETY: inside the output (the last column was checked above);
+                        // columns rx + c·d of this row belong to this unit's sub-image alone.
+                        unsafe { *out.add(first + c * d) = v };
+                    }
+                }
+            }
+        }
+    }
+}
+
+crate::multiversion! {
+    /// `dst[j] = src[j·d]` for every j of `dst`.
+    fn gather<T: Float>(src: &[T], d: usize, dst: &mut [T]) -> () {
+        let n = dst.len();
+        if n == 0 {
+            return;
+        }
+        let src = &src[..(n - 1) * d + 1];
+        for j in 0..n {
+            dst[j] = src[j * d];
+        }
+    }
+}
+
+crate::multiversion! {
+    /// `odd[t] = line[2t]`, `even[t + 1] = line[2t + 1]` (column c of the row at padded
+    /// column c + 1), zeros everywhere else.
+    fn deinterleave<T: Float>(line: &[T], even: &mut [T], odd: &mut [T]) -> () {
+        let zero = T::zero();
+        let n = line.len() / 2;
+        let (pairs, rest) = line.split_at(2 * n);
+        {
+            let (odd, even) = (&mut odd[..n], &mut even[1..=n]);
+            for t in 0..n {
+                odd[t] = pairs[2 * t];
+                even[t] = pairs[2 * t + 1];
+            }
+        }
+        even[0] = zero;
+        let mut o = n;
+        if let [last] = rest {
+            odd[n] = *last;
+            o += 1;
+        }
+        odd[o..].fill(zero);
+        even[n + 1..].fill(zero);
+    }
+}
+
+crate::multiversion! {
+    /// `dst[2t] = even[t]`, `dst[2t + 1] = odd[t]` for every t that fits `dst`.
+    fn interleave<T: Float>(even: &[T], odd: &[T], dst: &mut [T]) -> () {
+        let n = dst.len() / 2;
+        let (pairs, rest) = dst.split_at_mut(2 * n);
+        let (e, o) = (&even[..n], &odd[..n]);
+        for t in 0..n {
+            pairs[2 * t] = e[t];
+            pairs[2 * t + 1] = o[t];
+        }
+        if let [last] = rest {
+            *last = even[n];
+        }
+    }
+}
+
+crate::multiversion! {
+    /// Bᵀ applied elementwise to four sequences: (a − c, b + c, c − b, b − d).
+    #[allow(clippy::too_many_arguments)]
+    fn bt<T: Float>(a: &[T], b: &[T], c: &[T], d: &[T], o0: &mut [T], o1: &mut [T], o2: &mut [T], o3: &mut [T]) -> () {
+        let n = o0.len();
+        let (a, b, c, d) = (&a[..n], &b[..n], &c[..n], &d[..n]);
+        let (o1, o2, o3) = (&mut o1[..n], &mut o2[..n], &mut o3[..n]);
+        for i in 0..n {
+            o0[i] = a[i] - c[i];
+            o1[i] = b[i] + c[i];
+            o2[i] = c[i] - b[i];
+            o3[i] = b[i] - d[i];
+        }
+    }
+}
+
+crate::multiversion! {
+    /// Aᵀ applied elementwise to four sequences, plus `bias`, then a ReLU if `relu`:
+    /// (a + b + c, b − c − d).
+    #[allow(clippy::too_many_arguments)]
+    fn at<T: Float>(a: &[T], b: &[T], c: &[T], d: &[T], o0: &mut [T], o1: &mut [T], bias: T, relu: bool) -> () {
+        let n = o0.len();
+        let (a, b, c, d, o1) = (&a[..n], &b[..n], &c[..n], &d[..n], &mut o1[..n]);
+        let zero = T::zero();
+        for i in 0..n {
+            let (p, q) = (a[i] + b[i] + c[i] + bias, b[i] - c[i] - d[i] + bias);
+            o0[i] = if relu && p < zero { zero } else { p };
+            o1[i] = if relu && q < zero { zero } else { q };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::conv_cpu::forward as im2col_forward;
+    use crate::model::conv_direct::tests::random;
+
+    #[test]
+    fn matches_the_im2col_path_in_f64_on_every_edge_case() {
+        // Odd sizes (partial tiles), dilations whose sub-images are one pixel or empty,
+        // channel counts below and above the block sizes, several units per sub-image.
+        let cases = [
+            (1, 3, 2, 1, 1, 1),
+            (2, 4, 5, 7, 9, 1),
+            (1, 5, 3, 16, 16, 2),
+            (1, 2, 4, 5, 300, 1),
+            (2, 3, 3, 11, 13, 3),
+            (1, 4, 2, 9, 40, 8),
+            (1, 2, 2, 4, 6, 8),
+            (1, 6, 7, 33, 47, 2),
+        ];
+        for (i, &(n, c_in, c_out, h, w, dilation)) in cases.iter().enumerate() {
+            let g = Geometry { n, c_in, c_out, h, w, dilation };
+            let x: Vec<f64> = random(n * c_in * h * w, i as u64).iter().map(|&v| f64::from(v)).collect();
+            let k: Vec<f64> = random(c_out * c_in * 9, 100 + i as u64).iter().map(|&v| f64::from(v)).collect();
+            let b: Vec<f64> = random(c_out, 200 + i as u64).iter().map(|&v| f64::from(v)).collect();
+            for (bias, relu) in [(None, false), (Some(&b[..]), true)] {
+                let ep = Epilogue { bias, relu };
+                let ours = forward(&x, &k, &g, ep);
+                let theirs = im2col_forward(&x, &k, &g, ep);
+                let diff = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+                assert!(diff < 1e-12, "case {i} {:?}: {diff}", (n, c_in, c_out, h, w, dilation));
+            }
+        }
+    }
+
+    #[test]
+    fn f32_stays_within_the_parity_tolerance_at_64_channels() {
+        let g = Geometry { n: 1, c_in: 64, c_out: 64, h: 37, w: 70, dilation: 2 };
+        let x = random(g.n * g.c_in * g.hw(), 7);
+        let k: Vec<f32> = random(g.c_out * g.c_in * 9, 8).iter().map(|v| v * 0.1).collect();
+        let ours = forward(&x, &k, &g, Epilogue::NONE);
+        let theirs = im2col_forward(&x, &k, &g, Epilogue::NONE);
+        let diff = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(diff < 1e-5, "{diff}");
+    }
+
+    #[test]
+    fn results_do_not_depend_on_the_thread_count() {
+        let g = Geometry { n: 2, c_in: 33, c_out: 40, h: 30, w: 50, dilation: 3 };
+        let x = random(g.n * g.c_in * g.hw(), 1);
+        let k = random(g.c_out * g.c_in * 9, 2);
+        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let a = one.install(|| forward(&x, &k, &g, Epilogue::NONE));
+        let b = forward(&x, &k, &g, Epilogue::NONE);
+        assert_eq!(a, b);
+    }
+}
