@@ -125,6 +125,25 @@ impl Geometry {
     }
 }
 
+/// The start of an output buffer that parallel tasks fill, each its own disjoint region (the
+/// direct and Winograd forwards, whose buffers start uninitialised).
+#[derive(Clone, Copy)]
+pub(super) struct OutPtr<T>(pub(super) *mut T);
+
+// SAFETY: the tasks that share the pointer write disjoint regions, and the caller keeps the
+// buffer alive and otherwise unused until the parallel loop ends.
+#[allow(unsafe_code)]
+unsafe impl<T> Send for OutPtr<T> {}
+#[allow(unsafe_code)]
+unsafe impl<T> Sync for OutPtr<T> {}
+
+impl<T> OutPtr<T> {
+    /// The pointer (a method, so closures capture the `Sync` wrapper, not the raw field).
+    pub(super) fn get(self) -> *mut T {
+        self.0
+    }
+}
+
 pub(super) fn dims4(layout: &Layout, what: &str) -> Result<(usize, usize, usize, usize)> {
     match layout.shape().dims() {
         &[a, b, c, d] => Ok((a, b, c, d)),

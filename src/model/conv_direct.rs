@@ -18,7 +18,7 @@
 
 use rayon::prelude::*;
 
-use super::conv_cpu::{Epilogue, Geometry};
+use super::conv_cpu::{Epilogue, Geometry, OutPtr};
 
 /// Output channels per register block.
 const OB: usize = 8;
@@ -46,8 +46,7 @@ pub(super) fn suits(g: &Geometry) -> bool {
 /// `"direct"` (this module, rows ≥ 32 px) or `"im2col"`. The benches print it in their headings.
 #[must_use]
 pub fn conv_kernel() -> &'static str {
-    let wide = Geometry { n: 1, c_in: 64, c_out: 64, h: 64, w: 64, dilation: 1 };
-    match (super::conv_winograd::suits(&wide), direct_enabled()) {
+    match (super::conv_winograd::enabled(), direct_enabled()) {
         (true, true) => "winograd (d 1, C ≥ 64) + direct",
         (true, false) => "winograd (d 1, C ≥ 64) + im2col",
         (false, true) => "direct",
@@ -171,22 +170,6 @@ pub(super) fn forward(x: &[f32], weight: &[f32], g: &Geometry, epilogue: Epilogu
     // column of its rows, so all `len` values are initialised.
     unsafe { out.set_len(len) };
     out
-}
-
-/// The output buffer's start, shared by the bands, each of which writes its own rows.
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-
-// SAFETY: the bands that share the pointer write disjoint regions (their own rows), and the
-// buffer outlives the parallel loop.
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-
-impl OutPtr {
-    /// The pointer (a method, so closures capture the `Sync` wrapper, not the raw field).
-    fn get(self) -> *mut f32 {
-        self.0
-    }
 }
 
 /// Computes one band: `out` points at channel 0 of the band's first output row, channels lie

@@ -9,35 +9,37 @@
 //! kernels of [`super::gemm`]. The transforms use only additions (and halvings for the kernel),
 //! so the result differs from the direct sum by a few rounding steps, not more.
 //!
-//! A dilated kernel is an ordinary one on each of the d² polyphase sub-images (every d-th row
-//! and column): a work unit gathers its sub-image's rows and scatters its outputs with stride d.
-//!
 //! [`suits`] takes this path for dilation 1 and at least [`MIN_CHANNELS`] input and output
 //! channels. Measured per layer (bench/RESULTS.md, "Winograd F(2×2, 3×3)"), it beats the direct
-//! AVX-512 kernel by 10–20 % at 64→64 on 256², loses at 32 channels (the transforms cost as
-//! much as the products saved), and loses at every dilation > 1 (15–45 %: the strided gathers
-//! and scatters and the narrower sub-images), so dilated layers keep the direct kernel.
+//! AVX-512 kernel by 10–20 % at 64→64 on 256² and loses at 32 channels (the transforms cost as
+//! much as the products saved). Dilated layers keep the direct kernel: run on the d² polyphase
+//! sub-images (every d-th row and column, commit 6f61510), Winograd lost 15–45 % to it at every
+//! dilation > 1 (the strided gathers and scatters and the narrower sub-images).
 //! `CSGIS_CONV=direct` or `im2col` turns the path off.
 
 use rayon::prelude::*;
 
-use super::conv_cpu::{Epilogue, Geometry};
+use super::conv_cpu::{Epilogue, Geometry, OutPtr};
 use super::gemm::{gemm_into, MatMut, MatRef};
 
 /// Narrower layers go to the direct or im2col kernels: with few channels the transforms, not
 /// the products, set the pace (measured per shape, bench/RESULTS.md "Winograd F(2×2, 3×3)").
 pub(super) const MIN_CHANNELS: usize = 64;
 
-/// Transformed tiles per work unit (whole tile rows of one sub-image, at least one): V and M
+/// Transformed tiles per work unit (whole tile rows, at least one): V and M
 /// of a unit, (c_in + c_out) · 16 · tiles values, stay in L2 (1 MB at 64 + 64 channels).
 const BAND_TILES: usize = 128;
 
-/// Whether the Winograd forward takes this convolution: dilation 1, at least [`MIN_CHANNELS`]
-/// input and output channels, and `CSGIS_CONV` not set to `im2col` or `direct` (read once).
+/// Whether the Winograd forward takes this convolution: [`enabled`], dilation 1, and at least
+/// [`MIN_CHANNELS`] input and output channels.
 pub(super) fn suits(g: &Geometry) -> bool {
+    enabled() && g.dilation == 1 && g.c_in >= MIN_CHANNELS && g.c_out >= MIN_CHANNELS
+}
+
+/// Whether the path is on: `CSGIS_CONV` is not `im2col` or `direct` (read once).
+pub(super) fn enabled() -> bool {
     static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let enabled = *ENABLED.get_or_init(|| std::env::var("CSGIS_CONV").map_or(true, |v| v != "im2col" && v != "direct"));
-    enabled && g.dilation == 1 && g.c_in >= MIN_CHANNELS && g.c_out >= MIN_CHANNELS
+    *ENABLED.get_or_init(|| std::env::var("CSGIS_CONV").map_or(true, |v| v != "im2col" && v != "direct"))
 }
 
 /// `U = G g Gᵀ` for every (co, ci), laid out `[16][c_out][c_in]` (position k = 4a + b of the
@@ -47,7 +49,8 @@ fn transform_kernel<T: Float>(weight: &[T], g: &Geometry) -> Vec<T> {
     let mut u = vec![T::zero(); 16 * c_out * c_in];
     for co in 0..c_out {
         for ci in 0..c_in {
-            let k: Vec<f64> = weight[(co * c_in + ci) * 9..][..9].iter().map(|v| v.to_f64()).collect();
+            let taps = &weight[(co * c_in + ci) * 9..][..9];
+            let k: [f64; 9] = std::array::from_fn(|t| taps[t].to_f64());
             // G g: 4 rows of 3.
             let mut gg = [[0.0f64; 3]; 4];
             for c in 0..3 {
@@ -75,40 +78,20 @@ pub(super) trait Float: candle_core::WithDType + Default {}
 impl Float for f32 {}
 impl Float for f64 {}
 
-/// One work unit: tile rows `i0 .. i0 + rows` of the polyphase sub-image `(ry, rx)` of image
-/// `img` (rows ry + r·d and columns rx + c·d; the whole image when d = 1).
+/// One work unit: tile rows `i0 .. i0 + rows` (output rows 2·i0 ..) of image `img`.
 #[derive(Debug, Clone, Copy)]
 struct Unit {
     img: usize,
-    ry: usize,
-    rx: usize,
     i0: usize,
     rows: usize,
 }
 
-/// Rows and columns of sub-image (ry, rx).
-fn sub_dims(g: &Geometry, ry: usize, rx: usize) -> (usize, usize) {
-    ((g.h - ry).div_ceil(g.dilation), (g.w - rx).div_ceil(g.dilation))
-}
-
-/// Units in the order image, ry, tile row, rx, so that neighbouring units read the same
-/// input rows.
 fn units(g: &Geometry) -> Vec<Unit> {
-    let d = g.dilation;
-    let mut all = Vec::new();
-    for img in 0..g.n {
-        for ry in 0..d.min(g.h) {
-            let (hs, ws) = sub_dims(g, ry, 0);
-            let per = (BAND_TILES / ws.div_ceil(2).max(1)).max(1);
-            let th = hs.div_ceil(2);
-            for i0 in (0..th).step_by(per) {
-                for rx in 0..d.min(g.w) {
-                    all.push(Unit { img, ry, rx, i0, rows: per.min(th - i0) });
-                }
-            }
-        }
-    }
-    all
+    let per = (BAND_TILES / g.w.div_ceil(2).max(1)).max(1);
+    let th = g.h.div_ceil(2);
+    (0..g.n)
+        .flat_map(|img| (0..th).step_by(per).map(move |i0| Unit { img, i0, rows: per.min(th - i0) }))
+        .collect()
 }
 
 /// Scratch buffers of one thread.
@@ -128,34 +111,13 @@ struct Scratch<T> {
     s: Vec<T>,
     /// The four outputs of each tile of a tile row: `[4][tw]`.
     y: Vec<T>,
-    /// One row of a dilated sub-image, gathered from the input or bound for the output.
-    line: Vec<T>,
 }
 
-/// The output buffer's start, shared by the units, each of which writes its own rows.
-#[derive(Clone, Copy)]
-struct OutPtr<T>(*mut T);
-
-// SAFETY: the units that share the pointer write disjoint rows, and the buffer outlives the
-// parallel loop.
-#[allow(unsafe_code)]
-unsafe impl<T> Send for OutPtr<T> {}
-#[allow(unsafe_code)]
-unsafe impl<T> Sync for OutPtr<T> {}
-
-impl<T> OutPtr<T> {
-    /// The pointer (a method, so closures capture the `Sync` wrapper, not the raw field).
-    fn get(self) -> *mut T {
-        self.0
-    }
-}
-
-/// y = epilogue(conv(x, w)): `x` (n, c_in, h, w), `weight` (c_out, c_in·9) → (n, c_out, h, w).
-///
-/// A dilated convolution runs on the d² polyphase sub-images: a unit reads every d-th row
-/// and column of the input and writes every d-th of the output.
+/// y = epilogue(conv(x, w)): `x` (n, c_in, h, w), `weight` (c_out, c_in·9) → (n, c_out, h, w),
+/// dilation 1 (asserted; [`suits`] says when to take it).
 #[allow(unsafe_code)]
 pub(super) fn forward<T: Float>(x: &[T], weight: &[T], g: &Geometry, epilogue: Epilogue<'_, T>) -> Vec<T> {
+    assert_eq!(g.dilation, 1, "the Winograd forward runs undilated kernels only");
     let u = transform_kernel(weight, g);
     let len = g.n * g.c_out * g.hw();
     // Not zero-filled: the units together write every output value.
@@ -164,8 +126,8 @@ pub(super) fn forward<T: Float>(x: &[T], weight: &[T], g: &Geometry, epilogue: E
     units(g).into_par_iter().for_each_init(Scratch::default, |s: &mut Scratch<T>, unit| {
         run_unit(x, &u, g, unit, epilogue, s, out_ptr.get(), len);
     });
-    // SAFETY: the units cover every image, sub-image and tile row, and each writes every
-    // pixel of its sub-image rows, so all `len` values are set.
+    // SAFETY: the units cover every image and tile row, and each writes every pixel of its
+    // rows, so all `len` values are set.
     unsafe { out.set_len(len) };
     out
 }
@@ -173,10 +135,9 @@ pub(super) fn forward<T: Float>(x: &[T], weight: &[T], g: &Geometry, epilogue: E
 /// Input transform, products and output transform of one unit.
 #[allow(unsafe_code, clippy::too_many_arguments)]
 fn run_unit<T: Float>(x: &[T], u: &[T], g: &Geometry, unit: Unit, ep: Epilogue<'_, T>, s: &mut Scratch<T>, out: *mut T, len: usize) {
-    let (hs, ws) = sub_dims(g, unit.ry, unit.rx);
-    let tw = ws.div_ceil(2);
+    let tw = g.w.div_ceil(2);
     let tiles = unit.rows * tw;
-    let (c_in, c_out, hw, d) = (g.c_in, g.c_out, g.hw(), g.dilation);
+    let (c_in, c_out, hw) = (g.c_in, g.c_out, g.hw());
     let pad = tw + 1;
     let zero = T::zero();
     for buf in [&mut s.even, &mut s.odd, &mut s.mix_even, &mut s.mix_odd] {
@@ -198,18 +159,11 @@ fn run_unit<T: Float>(x: &[T], u: &[T], g: &Geometry, unit: Unit, ep: Epilogue<'
                 let even = &mut s.even[k * pad..(k + 1) * pad];
                 let odd = &mut s.odd[k * pad..(k + 1) * pad];
                 let r = (2 * i + k) as isize - 1;
-                if r < 0 || r as usize >= hs {
+                if r < 0 || r as usize >= g.h {
                     even.fill(zero);
                     odd.fill(zero);
                 } else {
-                    let src = &plane[(unit.ry + r as usize * d) * g.w..][..g.w];
-                    if d == 1 {
-                        deinterleave(src, even, odd);
-                    } else {
-                        s.line.resize(ws, zero);
-                        gather(&src[unit.rx..], d, &mut s.line);
-                        deinterleave(&s.line, even, odd);
-                    }
+                    deinterleave(&plane[r as usize * g.w..][..g.w], even, odd);
                 }
             }
             // Bᵀ down the rows, for the even and the odd columns.
@@ -256,41 +210,16 @@ fn run_unit<T: Float>(x: &[T], u: &[T], g: &Geometry, unit: Unit, ep: Epilogue<'
             }
             for a in 0..2 {
                 let r = 2 * (unit.i0 + ti) + a;
-                if r >= hs {
+                if r >= g.h {
                     continue;
                 }
-                let first = (unit.img * c_out + co) * hw + (unit.ry + r * d) * g.w + unit.rx;
-                assert!(first + (ws - 1) * d < len, "output row past the end");
-                let (even, odd) = (&s.y[2 * a * tw..][..tw], &s.y[(2 * a + 1) * tw..][..tw]);
-                if d == 1 {
-                    // SAFETY: the row lies inside the output (checked above) and belongs to
-                    // this unit alone (its image and tile row), so no other thread writes it.
-                    let dst = unsafe { std::slice::from_raw_parts_mut(out.add(first), ws) };
-                    interleave(even, odd, dst);
-                } else {
-                    s.line.resize(ws, zero);
-                    interleave(even, odd, &mut s.line);
-                    for (c, &v) in s.line.iter().enumerate() {
-                        // SAFETY: inside the output (the last column was checked above);
-                        // columns rx + c·d of this row belong to this unit's sub-image alone.
-                        unsafe { *out.add(first + c * d) = v };
-                    }
-                }
+                let row = (unit.img * c_out + co) * hw + r * g.w;
+                assert!(row + g.w <= len, "output row past the end");
+                // SAFETY: the row lies inside the output (checked above) and belongs to this
+                // unit alone (its image and tile row), so no other thread writes it.
+                let dst = unsafe { std::slice::from_raw_parts_mut(out.add(row), g.w) };
+                interleave(&s.y[2 * a * tw..][..tw], &s.y[(2 * a + 1) * tw..][..tw], dst);
             }
-        }
-    }
-}
-
-crate::multiversion! {
-    /// `dst[j] = src[j·d]` for every j of `dst`.
-    fn gather<T: Float>(src: &[T], d: usize, dst: &mut [T]) -> () {
-        let n = dst.len();
-        if n == 0 {
-            return;
-        }
-        let src = &src[..(n - 1) * d + 1];
-        for j in 0..n {
-            dst[j] = src[j * d];
         }
     }
 }
@@ -376,17 +305,17 @@ mod tests {
 
     #[test]
     fn matches_the_im2col_path_in_f64_on_every_edge_case() {
-        // Odd sizes (partial tiles), dilations whose sub-images are one pixel or empty,
-        // channel counts below and above the block sizes, several units per sub-image.
+        // Odd sizes (partial tiles), a one-pixel image, single rows and columns, channel
+        // counts off any block size, several units per image (w = 300: one tile row each).
         let cases = [
             (1, 3, 2, 1, 1, 1),
             (2, 4, 5, 7, 9, 1),
-            (1, 5, 3, 16, 16, 2),
+            (1, 5, 3, 16, 16, 1),
             (1, 2, 4, 5, 300, 1),
-            (2, 3, 3, 11, 13, 3),
-            (1, 4, 2, 9, 40, 8),
-            (1, 2, 2, 4, 6, 8),
-            (1, 6, 7, 33, 47, 2),
+            (2, 3, 3, 11, 13, 1),
+            (1, 4, 2, 9, 1, 1),
+            (1, 2, 2, 1, 6, 1),
+            (1, 6, 7, 33, 47, 1),
         ];
         for (i, &(n, c_in, c_out, h, w, dilation)) in cases.iter().enumerate() {
             let g = Geometry { n, c_in, c_out, h, w, dilation };
@@ -405,7 +334,7 @@ mod tests {
 
     #[test]
     fn f32_stays_within_the_parity_tolerance_at_64_channels() {
-        let g = Geometry { n: 1, c_in: 64, c_out: 64, h: 37, w: 70, dilation: 2 };
+        let g = Geometry { n: 1, c_in: 64, c_out: 64, h: 37, w: 71, dilation: 1 };
         let x = random(g.n * g.c_in * g.hw(), 7);
         let k: Vec<f32> = random(g.c_out * g.c_in * 9, 8).iter().map(|v| v * 0.1).collect();
         let ours = forward(&x, &k, &g, Epilogue::NONE);
@@ -416,7 +345,7 @@ mod tests {
 
     #[test]
     fn results_do_not_depend_on_the_thread_count() {
-        let g = Geometry { n: 2, c_in: 33, c_out: 40, h: 30, w: 50, dilation: 3 };
+        let g = Geometry { n: 2, c_in: 33, c_out: 40, h: 31, w: 300, dilation: 1 };
         let x = random(g.n * g.c_in * g.hw(), 1);
         let k = random(g.c_out * g.c_in * 9, 2);
         let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
