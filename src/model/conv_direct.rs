@@ -291,6 +291,14 @@ pub(super) mod tests {
             .collect()
     }
 
+    /// Asserts that `run` gives the same values on a one-thread pool as on the global pool,
+    /// for this module's tests and the other CPU convolution kernels'.
+    pub(in crate::model) fn assert_same_on_one_thread<T: PartialEq + std::fmt::Debug + Send>(run: impl Fn() -> Vec<T> + Send + Sync) {
+        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let a = one.install(&run);
+        assert_eq!(a, run());
+    }
+
     #[test]
     fn matches_the_im2col_path_on_every_edge_case() {
         if !avx512_present() {
@@ -335,9 +343,6 @@ pub(super) mod tests {
         let g = Geometry { n: 2, c_in: 6, c_out: 10, h: 70, w: 50, dilation: 2 };
         let x = random(g.n * g.c_in * g.hw(), 1);
         let k = random(g.c_out * g.c_in * 9, 2);
-        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-        let a = one.install(|| forward(&x, &k, &g, Epilogue::NONE));
-        let b = forward(&x, &k, &g, Epilogue::NONE);
-        assert_eq!(a, b);
+        assert_same_on_one_thread(|| forward(&x, &k, &g, Epilogue::NONE));
     }
 }

@@ -122,7 +122,7 @@ unsafe fn accumulate<const G: usize>(_: *const f32, _: *const f32, _: &Geometry,
 mod tests {
     use super::*;
     use crate::model::conv_cpu::kernel_grad as im2col_kernel_grad;
-    use crate::model::conv_direct::tests::random;
+    use crate::model::conv_direct::tests::{assert_same_on_one_thread, random};
 
     #[test]
     fn matches_the_im2col_kernel_gradient_on_every_edge_case() {
@@ -164,9 +164,6 @@ mod tests {
         let g = Geometry { n: 2, c_in: 6, c_out: 10, h: 90, w: 50, dilation: 2 };
         let x = random(g.n * g.c_in * g.hw(), 1);
         let dy = random(g.n * g.c_out * g.hw(), 2);
-        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-        let a = one.install(|| kernel_grad(&x, &dy, &g));
-        let b = kernel_grad(&x, &dy, &g);
-        assert_eq!(a, b);
+        assert_same_on_one_thread(|| kernel_grad(&x, &dy, &g));
     }
 }

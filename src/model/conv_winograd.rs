@@ -301,7 +301,7 @@ crate::multiversion! {
 mod tests {
     use super::*;
     use crate::model::conv_cpu::forward as im2col_forward;
-    use crate::model::conv_direct::tests::random;
+    use crate::model::conv_direct::tests::{assert_same_on_one_thread, random};
 
     #[test]
     fn matches_the_im2col_path_in_f64_on_every_edge_case() {
@@ -348,9 +348,6 @@ mod tests {
         let g = Geometry { n: 2, c_in: 33, c_out: 40, h: 31, w: 300, dilation: 1 };
         let x = random(g.n * g.c_in * g.hw(), 1);
         let k = random(g.c_out * g.c_in * 9, 2);
-        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-        let a = one.install(|| forward(&x, &k, &g, Epilogue::NONE));
-        let b = forward(&x, &k, &g, Epilogue::NONE);
-        assert_eq!(a, b);
+        assert_same_on_one_thread(|| forward(&x, &k, &g, Epilogue::NONE));
     }
 }
