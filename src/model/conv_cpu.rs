@@ -251,7 +251,9 @@ impl ConvFloat for f64 {
 
 impl ConvFloat for f32 {
     fn conv_forward(x: &[f32], weight: &[f32], g: &Geometry, epilogue: Epilogue<'_, f32>) -> Vec<f32> {
-        if super::conv_winograd::suits(g) {
+        if super::conv_winograd_rows::suits(g) {
+            super::conv_winograd_rows::forward(x, weight, g, epilogue)
+        } else if super::conv_winograd::suits(g) {
             super::conv_winograd::forward(x, weight, g, epilogue)
         } else if super::conv_direct::suits(g) {
             super::conv_direct::forward(x, weight, g, epilogue)
@@ -261,7 +263,9 @@ impl ConvFloat for f32 {
     }
 
     fn conv_kernel_grad(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
-        if super::conv_direct::suits(g) {
+        if super::conv_winograd_rows::suits(g) {
+            super::conv_winograd_rows_grad::kernel_grad(x, dy, g)
+        } else if super::conv_direct::suits(g) {
             super::conv_direct_grad::kernel_grad(x, dy, g)
         } else {
             kernel_grad(x, dy, g)

@@ -21,7 +21,7 @@ use rayon::prelude::*;
 use super::conv_cpu::{Epilogue, Geometry, OutPtr};
 
 /// Output channels per register block.
-const OB: usize = 8;
+pub(super) const OB: usize = 8;
 /// f32 lanes per AVX-512 vector.
 pub(super) const LANES: usize = 16;
 /// Pixel vectors per register block (R ≤ this).
@@ -42,15 +42,19 @@ pub(super) fn suits(g: &Geometry) -> bool {
     g.w >= MIN_WIDTH && direct_enabled()
 }
 
-/// Which 3×3 forward f32 convolutions take on this machine: `"winograd (d 1, C ≥ 64) + direct"`,
-/// `"direct"` (this module, rows ≥ 32 px) or `"im2col"`. The benches print it in their headings.
+/// Which 3×3 forward f32 convolutions take on this machine, as the benches print it in their
+/// headings: with AVX-512F `"row winograd (C ≥ 32, w ≥ 32) + winograd (d 1, C ≥ 64) + direct"`
+/// (less as `CSGIS_CONV` turns paths off), else `"winograd (d 1, C ≥ 64) + im2col"` or `"im2col"`.
 #[must_use]
 pub fn conv_kernel() -> &'static str {
-    match (super::conv_winograd::enabled(), direct_enabled()) {
-        (true, true) => "winograd (d 1, C ≥ 64) + direct",
-        (true, false) => "winograd (d 1, C ≥ 64) + im2col",
-        (false, true) => "direct",
-        (false, false) => "im2col",
+    let rows = direct_enabled() && super::conv_winograd_rows::enabled();
+    match (rows, super::conv_winograd::enabled(), direct_enabled()) {
+        (true, true, _) => "row winograd (C ≥ 32, w ≥ 32) + winograd (d 1, C ≥ 64) + direct",
+        (true, false, _) => "row winograd (C ≥ 32, w ≥ 32) + direct",
+        (false, true, true) => "winograd (d 1, C ≥ 64) + direct",
+        (false, true, false) => "winograd (d 1, C ≥ 64) + im2col",
+        (false, false, true) => "direct",
+        (false, false, false) => "im2col",
     }
 }
 
@@ -172,6 +176,21 @@ pub(super) fn forward(x: &[f32], weight: &[f32], g: &Geometry, epilogue: Epilogu
     out
 }
 
+/// The row's `vectors` vectors of 16 pixels cut into register blocks `(first, count)` of 3,
+/// or of 2 where 3 would leave a block of 1 (whose loads do too little work per broadcast):
+/// 16 → 3, 3, 3, 3, 2, 2; 4 → 2, 2; 1 → 1.
+pub(super) fn vector_groups(vectors: usize) -> impl Iterator<Item = (usize, usize)> {
+    let groups = vectors.div_ceil(RMAX);
+    // Blocks of 3 first, then of 2: 3·threes + 2·(groups − threes) = vectors.
+    let threes = vectors.saturating_sub(2 * groups);
+    (0..groups).scan(0, move |v0, i| {
+        let nv = if vectors == 1 { 1 } else if i < threes { 3 } else { 2 };
+        let first = *v0;
+        *v0 += nv;
+        Some((first, nv))
+    })
+}
+
 /// Computes one band: `out` points at channel 0 of the band's first output row, channels lie
 /// `hw` apart.
 #[cfg(target_arch = "x86_64")]
@@ -183,8 +202,7 @@ unsafe fn run_band(band: &PaddedBand, packed: &[f32], bias: &[f32], g: &Geometry
     let mut k = TileArgs { plane: band.plane, stride: band.stride, dilation: g.dilation, c_in: g.c_in, relu, out_stride: hw, channels: OB };
     debug_assert_eq!(packed.len(), blocks * g.c_in * 9 * OB);
     for r in 0..rows {
-        for v0 in (0..vectors).step_by(RMAX) {
-            let nv = RMAX.min(vectors - v0);
+        for (v0, nv) in vector_groups(vectors) {
             let x0 = v0 * LANES;
             // Lanes of the last vector that lie inside the row.
             let tail = g.w - (x0 + (nv - 1) * LANES);
@@ -299,26 +317,12 @@ pub(super) mod tests {
         assert_eq!(a, run());
     }
 
-    #[test]
-    fn matches_the_im2col_path_on_every_edge_case() {
-        if !avx512_present() {
-            eprintln!("no AVX-512F here: the direct path is never taken, nothing to compare");
-            return;
-        }
-        // Widths below, at and across 16 and 48 lanes; channel counts off the block of 8;
-        // dilations up to 8 with images smaller than the padding; bands split by BAND_PIXELS.
-        let cases = [
-            (1, 3, 16, 1, 1, 1),
-            (2, 5, 3, 7, 9, 1),
-            (1, 4, 8, 16, 16, 2),
-            (1, 16, 16, 33, 47, 1),
-            (2, 8, 11, 5, 49, 3),
-            (1, 3, 17, 9, 97, 8),
-            (1, 2, 1, 4, 6, 8),
-            (3, 7, 24, 130, 20, 2),
-            (2, 5, 9, 300, 40, 1),
-            (1, 6, 4, 40, 33, 8),
-        ];
+    /// One convolution to compare: (n, c_in, c_out, h, w, dilation).
+    pub(in crate::model) type Case = (usize, usize, usize, usize, usize, usize);
+
+    /// Asserts that `forward` matches the im2col forward within `tol(c_in)` (max abs) on every
+    /// case, with and without bias and ReLU.
+    pub(in crate::model) fn assert_forward_matches_im2col(forward: fn(&[f32], &[f32], &Geometry, Epilogue<'_, f32>) -> Vec<f32>, cases: &[Case], tol: fn(usize) -> f32) {
         for (i, &(n, c_in, c_out, h, w, dilation)) in cases.iter().enumerate() {
             let g = Geometry { n, c_in, c_out, h, w, dilation };
             let x = random(n * c_in * h * w, i as u64);
@@ -330,9 +334,64 @@ pub(super) mod tests {
                 let theirs = im2col_forward(&x, &k, &g, ep);
                 assert_eq!(ours.len(), theirs.len());
                 let diff = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-                assert!(diff < 1e-5, "case {i} {:?} bias {} relu {relu}: {diff}", (n, c_in, c_out, h, w, dilation), bias.is_some());
+                assert!(diff < tol(c_in), "case {i} {:?} bias {} relu {relu}: {diff}", cases[i], bias.is_some());
             }
         }
+    }
+
+    /// Asserts that `kernel_grad` matches the im2col kernel gradient within 1e-5 of the largest
+    /// value on every case.
+    pub(in crate::model) fn assert_kernel_grad_matches_im2col(kernel_grad: fn(&[f32], &[f32], &Geometry) -> Vec<f32>, cases: &[Case]) {
+        for (i, &(n, c_in, c_out, h, w, dilation)) in cases.iter().enumerate() {
+            let g = Geometry { n, c_in, c_out, h, w, dilation };
+            let x = random(n * c_in * h * w, i as u64);
+            let dy = random(n * c_out * h * w, 100 + i as u64);
+            let ours = kernel_grad(&x, &dy, &g);
+            let theirs = crate::model::conv_cpu::kernel_grad(&x, &dy, &g);
+            assert_eq!(ours.len(), theirs.len());
+            let scale = theirs.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+            let diff = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            assert!(diff < 1e-5 * scale, "case {i} {:?}: {diff} (largest value {scale})", cases[i]);
+        }
+    }
+
+    #[test]
+    fn matches_the_im2col_path_on_every_edge_case() {
+        if !avx512_present() {
+            eprintln!("no AVX-512F here: the direct path is never taken, nothing to compare");
+            return;
+        }
+        // Widths below, at and across 16 and 48 lanes; channel counts off the block of 8;
+        // dilations up to 8 with images smaller than the padding; bands split by BAND_PIXELS.
+        let cases: [Case; 10] = [
+            (1, 3, 16, 1, 1, 1),
+            (2, 5, 3, 7, 9, 1),
+            (1, 4, 8, 16, 16, 2),
+            (1, 16, 16, 33, 47, 1),
+            (2, 8, 11, 5, 49, 3),
+            (1, 3, 17, 9, 97, 8),
+            (1, 2, 1, 4, 6, 8),
+            (3, 7, 24, 130, 20, 2),
+            (2, 5, 9, 300, 40, 1),
+            (1, 6, 4, 40, 33, 8),
+        ];
+        assert_forward_matches_im2col(forward, &cases, |_| 1e-5);
+    }
+
+    #[test]
+    fn vector_groups_cover_the_row_in_blocks_of_two_and_three() {
+        for vectors in 1..40 {
+            let groups: Vec<_> = vector_groups(vectors).collect();
+            let mut next = 0;
+            for &(first, count) in &groups {
+                assert_eq!(first, next);
+                assert!((1..=RMAX).contains(&count) && (count > 1 || vectors == 1), "{vectors}: {groups:?}");
+                next += count;
+            }
+            assert_eq!(next, vectors);
+            assert_eq!(groups.len(), vectors.div_ceil(RMAX));
+        }
+        assert_eq!(vector_groups(16).map(|g| g.1).collect::<Vec<_>>(), [3, 3, 3, 3, 2, 2]);
     }
 
     #[test]

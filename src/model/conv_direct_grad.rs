@@ -121,8 +121,7 @@ unsafe fn accumulate<const G: usize>(_: *const f32, _: *const f32, _: &Geometry,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::conv_cpu::kernel_grad as im2col_kernel_grad;
-    use crate::model::conv_direct::tests::{assert_same_on_one_thread, random};
+    use crate::model::conv_direct::tests::{assert_kernel_grad_matches_im2col, assert_same_on_one_thread, random, Case};
 
     #[test]
     fn matches_the_im2col_kernel_gradient_on_every_edge_case() {
@@ -132,7 +131,7 @@ mod tests {
         }
         // Widths across 16 and 48 lanes, c_out off the group of 3, dilations up to 8 with
         // images smaller than the padding, several bands per image.
-        let cases = [
+        let cases: [Case; 9] = [
             (1, 3, 16, 5, 32, 1),
             (2, 5, 7, 9, 33, 1),
             (1, 4, 8, 16, 47, 2),
@@ -143,17 +142,7 @@ mod tests {
             (2, 5, 9, 300, 40, 1),
             (1, 6, 4, 40, 33, 8),
         ];
-        for (i, &(n, c_in, c_out, h, w, dilation)) in cases.iter().enumerate() {
-            let g = Geometry { n, c_in, c_out, h, w, dilation };
-            let x = random(n * c_in * h * w, i as u64);
-            let dy = random(n * c_out * h * w, 100 + i as u64);
-            let ours = kernel_grad(&x, &dy, &g);
-            let theirs = im2col_kernel_grad(&x, &dy, &g);
-            assert_eq!(ours.len(), theirs.len());
-            let scale = theirs.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-            let diff = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-            assert!(diff < 1e-5 * scale, "case {i} {:?}: {diff} (largest value {scale})", (n, c_in, c_out, h, w, dilation));
-        }
+        assert_kernel_grad_matches_im2col(kernel_grad, &cases);
     }
 
     #[test]

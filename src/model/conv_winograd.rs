@@ -15,6 +15,9 @@
 //! much as the products saved). Dilated layers keep the direct kernel: run on the d² polyphase
 //! sub-images (every d-th row and column, commit 6f61510), Winograd lost 15–45 % to it at every
 //! dilation > 1 (the strided gathers and scatters and the narrower sub-images).
+//! Since the row Winograd of [`super::conv_winograd_rows`] (F(2, 3) along the rows only, no
+//! gathers) beat this path at 64→64 on 256² too (193 against 164–174 GFLOP/s), this one runs only
+//! where that one does not: rows narrower than 32 px or no AVX-512F.
 //! `CSGIS_CONV=direct` or `im2col` turns the path off.
 
 use rayon::prelude::*;
@@ -39,7 +42,7 @@ pub(super) fn suits(g: &Geometry) -> bool {
 /// Whether the path is on: `CSGIS_CONV` is not `im2col` or `direct` (read once).
 pub(super) fn enabled() -> bool {
     static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ENABLED.get_or_init(|| std::env::var("CSGIS_CONV").map_or(true, |v| v != "im2col" && v != "direct"))
+    *ENABLED.get_or_init(|| std::env::var("CSGIS_CONV").map_or(true, |v| v != "im2col" && v != "direct" && v != "rows"))
 }
 
 /// `U = G g Gᵀ` for every (co, ci), laid out `[16][c_out][c_in]` (position k = 4a + b of the

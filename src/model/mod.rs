@@ -11,6 +11,8 @@ mod conv_direct;
 mod conv_direct_grad;
 mod conv_fused;
 mod conv_winograd;
+mod conv_winograd_rows;
+mod conv_winograd_rows_grad;
 mod csgis;
 mod embedded;
 mod gemm;

@@ -1,0 +1,353 @@
+//! The 3×3 "same" convolution by Winograd's F(2, 3) along the rows and direct sums along the
+//! columns, for f32 on AVX-512 CPUs, at any dilation.
+//!
+//! Two output rows y and y + d of a column need the four input rows y − d, y, y + d, y + 2d.
+//! Winograd's minimal filtering F(2, 3) (Lavin and Gray, 2016) gets them from four products
+//! per kernel column instead of six: with the input rows r₀…r₃ transformed to
+//! `t₀ = r₀ − r₂, t₁ = r₁ + r₂, t₂ = r₂ − r₁, t₃ = r₁ − r₃` and each kernel column (g₀, g₁, g₂)
+//! to `u₀ = g₀, u₁ = (g₀ + g₁ + g₂)/2, u₂ = (g₀ − g₁ + g₂)/2, u₃ = g₂`, the products
+//! `mₖ = Σ_ci Σ_kx uₖ[kx] · tₖ(x + kx·d)` give `y₀ = m₀ + m₁ + m₂` and `y₁ = m₁ − m₂ − m₃`.
+//! Each `mₖ` is a 1×3 convolution over the transformed rows, which the register-blocked kernel
+//! of [`super::conv_direct`] computes the same way (R vectors of 16 pixels × 8 output channels,
+//! loads of contiguous rows, no gathers): 12 FMAs per output pair and input channel where the
+//! direct kernel needs 18, at every dilation. Bias and ReLU are applied before the one store.
+//!
+//! The transforms only add, subtract and halve, so results differ from the direct sum by a few
+//! rounding steps. Every output is summed in the same order whatever the band split and thread
+//! count.
+#![allow(unsafe_code)]
+
+use rayon::prelude::*;
+
+use super::conv_cpu::{Epilogue, Geometry, OutPtr};
+use super::conv_direct::{avx512_present, vector_groups, PaddedBand, LANES, OB};
+
+/// Layers with fewer input or output channels take the direct kernel: measured per shape
+/// (bench/RESULTS.md, "Row Winograd"), 16→16 lost 7–15 % to it, 32→32 tied, 64→64 won
+/// 25–40 % at every dilation and 128→128 d4 39 %.
+pub(super) const MIN_CHANNELS: usize = 32;
+
+/// Output pixels per band (whole row pairs): as the direct kernel's.
+const BAND_PIXELS: usize = 4096;
+
+/// Whether this forward takes the convolution: the direct kernel would ([`super::conv_direct::suits`]),
+/// at least [`MIN_CHANNELS`] input and output channels, and `CSGIS_CONV` is not `direct`
+/// (read once by [`enabled`]).
+pub(super) fn suits(g: &Geometry) -> bool {
+    super::conv_direct::suits(g) && g.c_in >= MIN_CHANNELS && g.c_out >= MIN_CHANNELS && enabled()
+}
+
+/// Whether the path is on: `CSGIS_CONV` is not `direct` or `im2col`.
+pub(super) fn enabled() -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENABLED.get_or_init(|| std::env::var("CSGIS_CONV").map_or(true, |v| v != "im2col" && v != "direct"))
+}
+
+/// The kernel (c_out, c_in, 3, 3) transformed along its rows and regrouped as
+/// `[block][k][c_in][kx][8]` (k = 0..4 the transformed row), zeros past c_out; computed in f64.
+fn pack_weights(weight: &[f32], g: &Geometry) -> Vec<f32> {
+    let blocks = g.c_out.div_ceil(OB);
+    let mut packed = vec![0.0; blocks * 4 * g.c_in * 3 * OB];
+    for co in 0..g.c_out {
+        let (b, o) = (co / OB, co % OB);
+        for ci in 0..g.c_in {
+            let taps = &weight[(co * g.c_in + ci) * 9..][..9];
+            for kx in 0..3 {
+                let (g0, g1, g2) = (f64::from(taps[kx]), f64::from(taps[3 + kx]), f64::from(taps[6 + kx]));
+                let u = [g0, 0.5 * (g0 + g1 + g2), 0.5 * (g0 - g1 + g2), g2];
+                for (k, &v) in u.iter().enumerate() {
+                    packed[(((b * 4 + k) * g.c_in + ci) * 3 + kx) * OB + o] = v as f32;
+                }
+            }
+        }
+    }
+    packed
+}
+
+/// Output row pair p of a band (band-local): rows y and y + d with y = (p / d) · 2d + p % d.
+pub(super) fn pair_row(p: usize, d: usize) -> usize {
+    (p / d) * 2 * d + p % d
+}
+
+/// `t₀ = r₀ − r₂, t₁ = r₁ + r₂, t₂ = r₂ − r₁, t₃ = r₁ − r₃` over `len` values (Bᵀ of F(2, 3)).
+///
+/// # Safety
+/// AVX-512F must be present, and `len` values readable at each of `rows` and writable at each
+/// of `out`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn transform_input_rows(rows: [*const f32; 4], out: [*mut f32; 4], len: usize) {
+    use std::arch::x86_64::*;
+    let [r0, r1, r2, r3] = rows;
+    let [t0, t1, t2, t3] = out;
+    let mut i = 0;
+    while i < len {
+        let mask: u16 = if len - i >= LANES { u16::MAX } else { (1u16 << (len - i)) - 1 };
+        let ld = |p: *const f32| _mm512_maskz_loadu_ps(mask, p.add(i));
+        let (a0, a1, a2, a3) = (ld(r0), ld(r1), ld(r2), ld(r3));
+        _mm512_mask_storeu_ps(t0.add(i), mask, _mm512_sub_ps(a0, a2));
+        _mm512_mask_storeu_ps(t1.add(i), mask, _mm512_add_ps(a1, a2));
+        _mm512_mask_storeu_ps(t2.add(i), mask, _mm512_sub_ps(a2, a1));
+        _mm512_mask_storeu_ps(t3.add(i), mask, _mm512_sub_ps(a1, a3));
+        i += LANES;
+    }
+}
+
+/// The four transformed rows of one row pair, `[k][c_in][stride]`: made just before the pair's
+/// products, so they are in L2 (c_in · 4 rows; 278 KB at 64 channels and 256 px) when read.
+/// A whole band's (2 MB) ran 30 % slower.
+#[derive(Default)]
+struct TransformedPair {
+    data: Vec<f32>,
+    /// Values per (k, ci) row: the padded band's stride.
+    plane: usize,
+}
+
+impl TransformedPair {
+    /// Transforms the input rows of pair `p` of `band` (whose padded rows cover whole groups
+    /// of 2·d output rows).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn fill(&mut self, band: &PaddedBand, c_in: usize, d: usize, p: usize) {
+        let stride = band.stride;
+        self.plane = stride;
+        self.data.resize(4 * c_in * stride, 0.0);
+        let src0 = band.data.as_ptr();
+        let dst0 = self.data.as_mut_ptr();
+        let y = pair_row(p, d);
+        for ci in 0..c_in {
+            // SAFETY: pair p's input rows y − d … y + 2d are padded rows y … y + 3d, inside the
+            // band (whole groups of 2d rows plus 2d of padding); each transformed row lies
+            // inside `data` (4 · c_in rows of `stride`).
+            let src = src0.add(ci * band.plane + y * stride);
+            let rows = [0, 1, 2, 3].map(|k| src.add(k * d * stride));
+            let out = [0, 1, 2, 3].map(|k| dst0.add((k * c_in + ci) * stride));
+            transform_input_rows(rows, out, stride);
+        }
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    unsafe fn fill(&mut self, _: &PaddedBand, _: usize, _: usize, _: usize) {
+        unreachable!("the row Winograd conv is only enabled on x86-64")
+    }
+}
+
+/// y = epilogue(conv(x, w)) for f32: `x` (n, c_in, h, w), `weight` (c_out, c_in·9) →
+/// (n, c_out, h, w). Needs AVX-512F (asserted); [`suits`] says when to take it.
+pub(super) fn forward(x: &[f32], weight: &[f32], g: &Geometry, epilogue: Epilogue<'_, f32>) -> Vec<f32> {
+    assert!(avx512_present(), "row Winograd conv needs AVX-512F");
+    let hw = g.hw();
+    let d = g.dilation;
+    let packed = pack_weights(weight, g);
+    let blocks = g.c_out.div_ceil(OB);
+    let mut bias = vec![0.0f32; blocks * OB];
+    if let Some(b) = epilogue.bias {
+        bias[..g.c_out].copy_from_slice(b);
+    }
+    // Not zero-filled: the bands together store every output value.
+    let len = g.n * g.c_out * hw;
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    let out_ptr = OutPtr(out.as_mut_ptr());
+    // Whole groups of 2·d rows (d pairs), so pairs never straddle two bands.
+    let band_rows = BAND_PIXELS.div_ceil(g.w.max(1)).max(4 * d).next_multiple_of(2 * d);
+    let image = g.c_in * hw;
+    g.bands(band_rows * g.w).into_par_iter().for_each_init(
+        || (PaddedBand::default(), TransformedPair::default()),
+        |(band, tband), (img, y0, rows)| {
+            // The last band of an image may end inside a group: its missing rows are computed
+            // from the zero padding and not stored.
+            let rows_ext = rows.next_multiple_of(2 * d);
+            band.fill(&x[img * image..(img + 1) * image], g, y0, rows_ext);
+            let ptr = out_ptr.get();
+            let first = img * g.c_out * hw + y0 * g.w;
+            let last = first + (g.c_out - 1) * hw + rows * g.w - 1;
+            assert!(last < len, "band reaches {last}, output has {len}");
+            // SAFETY: AVX-512F is present (asserted above). `run_band` reads `tband` and
+            // `packed` inside their bounds and writes only rows y0..y0 + rows of image `img`,
+            // channels 0..c_out, columns 0..w (masked stores): inside `out` (checked above) and
+            // disjoint from every other band's rows.
+            unsafe { run_band(band, tband, &packed, &bias, g, rows, epilogue.relu, ptr.add(first), hw) };
+        },
+    );
+    // SAFETY: the bands cover every image and row, and `run_band` stores every channel and
+    // column of its rows, so all `len` values are initialised.
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// What every [`pair_tile`] call of a band shares.
+struct PairArgs {
+    /// Values per transformed (k, ci) plane.
+    plane: usize,
+    dilation: usize,
+    c_in: usize,
+    relu: bool,
+    /// Values between two output channels.
+    out_stride: usize,
+    /// Output channels of this block that exist (≤ 8).
+    channels: usize,
+    /// Values between output rows y and y + d.
+    second_row: usize,
+    /// Whether row y + d exists (is inside the band).
+    store_second: bool,
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_band(band: &PaddedBand, t: &mut TransformedPair, packed: &[f32], bias: &[f32], g: &Geometry, rows: usize, relu: bool, out: *mut f32, hw: usize) {
+    let d = g.dilation;
+    let blocks = g.c_out.div_ceil(OB);
+    let vectors = g.w.div_ceil(LANES);
+    let pairs = rows.next_multiple_of(2 * d) / 2;
+    let mut k = PairArgs {
+        plane: t.plane,
+        dilation: d,
+        c_in: g.c_in,
+        relu,
+        out_stride: hw,
+        channels: OB,
+        second_row: d * g.w,
+        store_second: true,
+    };
+    let block_weights = 4 * g.c_in * 3 * OB;
+    debug_assert_eq!(packed.len(), blocks * block_weights);
+    for p in 0..pairs {
+        let y = pair_row(p, d);
+        if y >= rows {
+            continue;
+        }
+        k.store_second = y + d < rows;
+        t.fill(band, g.c_in, d, p);
+        k.plane = t.plane;
+        // Blocks outside, pixels inside: a block's weights (4 · c_in · 3 · 8 values, 24 KB
+        // at 64 channels) stay in L1 while the pair's transformed rows stream from L2.
+        for b in 0..blocks {
+            let w = packed.as_ptr().add(b * block_weights);
+            let bias = bias.as_ptr().add(b * OB);
+            k.channels = OB.min(g.c_out - b * OB);
+            for (v0, nv) in vector_groups(vectors) {
+                let x0 = v0 * LANES;
+                let tail = g.w - (x0 + (nv - 1) * LANES);
+                let tail_mask: u16 = if tail >= LANES { u16::MAX } else { (1u16 << tail) - 1 };
+                let inp = t.data.as_ptr().add(x0);
+                let out = out.add(b * OB * hw + y * g.w + x0);
+                match nv {
+                    3 => pair_tile::<3>(inp, w, bias, out, &k, tail_mask),
+                    2 => pair_tile::<2>(inp, w, bias, out, &k, tail_mask),
+                    _ => pair_tile::<1>(inp, w, bias, out, &k, tail_mask),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_band(_: &PaddedBand, _: &mut TransformedPair, _: &[f32], _: &[f32], _: &Geometry, _: usize, _: bool, _: *mut f32, _: usize) {
+    unreachable!("the row Winograd conv is only enabled on x86-64")
+}
+
+/// `acc = Σ_ci Σ_kx w · t(x + kx·d)` for one transformed row k: R vectors of 16 pixels × 8
+/// output channels in registers, stored once at the end. Kept out of line so that its 24
+/// accumulators are not spilled around the combination of the four rows in [`pair_tile`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline(never)]
+unsafe fn row_products<const R: usize>(row0: *const f32, w: *const f32, plane: usize, c_in: usize, d: usize) -> [[std::arch::x86_64::__m512; R]; OB] {
+    use std::arch::x86_64::*;
+    let zero = _mm512_setzero_ps();
+    let mut acc = [[zero; R]; OB];
+    let mut wp = w;
+    for ci in 0..c_in {
+        let row = row0.add(ci * plane);
+        for kx in 0..3 {
+            let src = row.add(kx * d);
+            let mut xv = [zero; R];
+            for (r, v) in xv.iter_mut().enumerate() {
+                *v = _mm512_loadu_ps(src.add(r * LANES));
+            }
+            for (o, row) in acc.iter_mut().enumerate() {
+                let wv = _mm512_set1_ps(*wp.add(o));
+                for (a, v) in row.iter_mut().zip(&xv) {
+                    *a = _mm512_fmadd_ps(*v, wv, *a);
+                }
+            }
+            wp = wp.add(OB);
+        }
+    }
+    acc
+}
+
+/// Output rows y and y + d, R vectors of 16 pixels × 8 output channels. `inp` points at the
+/// transformed row k = 0 of input channel 0 for the tile's first pixel, `w` at the block's
+/// packed weights, `out` at channel 0 of the first pixel of row y.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn pair_tile<const R: usize>(inp: *const f32, w: *const f32, bias: *const f32, out: *mut f32, k: &PairArgs, tail_mask: u16) {
+    use std::arch::x86_64::*;
+    let zero = _mm512_setzero_ps();
+    // m₀ … m₃, then y₀ = m₀ + m₁ + m₂ and y₁ = m₁ − m₂ − m₃.
+    let m: [_; 4] = std::array::from_fn(|t| row_products::<R>(inp.add(t * k.c_in * k.plane), w.add(t * k.c_in * 3 * OB), k.plane, k.c_in, k.dilation));
+    for o in 0..k.channels {
+        let b = _mm512_set1_ps(*bias.add(o));
+        let dst = out.add(o * k.out_stride);
+        for r in 0..R {
+            let mask = if r + 1 == R { tail_mask } else { u16::MAX };
+            let (m0, m1, m2, m3) = (m[0][o][r], m[1][o][r], m[2][o][r], m[3][o][r]);
+            let mut v0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(m0, m1), m2), b);
+            let mut v1 = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(m1, m2), m3), b);
+            if k.relu {
+                v0 = _mm512_max_ps(v0, zero);
+                v1 = _mm512_max_ps(v1, zero);
+            }
+            _mm512_mask_storeu_ps(dst.add(r * LANES), mask, v0);
+            if k.store_second {
+                _mm512_mask_storeu_ps(dst.add(k.second_row + r * LANES), mask, v1);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::conv_direct::tests::{assert_forward_matches_im2col, assert_same_on_one_thread, random, Case};
+
+    #[test]
+    fn matches_the_im2col_path_on_every_edge_case() {
+        if !avx512_present() {
+            eprintln!("no AVX-512F here: the row Winograd path is never taken, nothing to compare");
+            return;
+        }
+        // Heights that end inside a group of 2·d rows, odd and even; widths across 16 and 48
+        // lanes; channel counts off the block of 8; dilations up to 8 with images smaller than
+        // the padding; bands split by BAND_PIXELS.
+        let cases: [Case; 11] = [
+            (1, 3, 16, 1, 33, 1),
+            (2, 5, 3, 7, 40, 1),
+            (1, 4, 8, 16, 32, 2),
+            (1, 16, 16, 33, 47, 1),
+            (2, 8, 11, 5, 49, 3),
+            (1, 3, 17, 9, 97, 8),
+            (1, 2, 1, 4, 36, 8),
+            (3, 7, 24, 130, 36, 2),
+            (2, 5, 9, 300, 40, 1),
+            (1, 6, 4, 41, 33, 8),
+            (1, 64, 64, 37, 64, 3),
+        ];
+        assert_forward_matches_im2col(forward, &cases, |c_in| 1e-5 * (c_in as f32).sqrt().max(1.0));
+    }
+
+    #[test]
+    fn results_do_not_depend_on_the_thread_count() {
+        if !avx512_present() {
+            return;
+        }
+        let g = Geometry { n: 2, c_in: 16, c_out: 10, h: 70, w: 50, dilation: 2 };
+        let x = random(g.n * g.c_in * g.hw(), 1);
+        let k = random(g.c_out * g.c_in * 9, 2);
+        assert_same_on_one_thread(|| forward(&x, &k, &g, Epilogue::NONE));
+    }
+}

@@ -1,0 +1,235 @@
+//! The kernel gradient of the 3×3 "same" convolution by the row Winograd F(2, 3) of
+//! [`super::conv_winograd_rows`], for f32 on AVX-512 CPUs.
+//!
+//! The forward gives output rows y and y + d as `[y₀, y₁] = Aᵀ m`, `mₖ = uₖ · tₖ` with
+//! `u = G g` (each kernel column) and `t = Bᵀ r` (the four input rows). Its gradient with respect
+//! to the kernel column is `dg = Gᵀ M`, `Mₖ = Σ dmₖ · tₖ` with `dm = A [dy₀, dy₁]`:
+//! `dm₀ = dy₀, dm₁ = dy₀ + dy₁, dm₂ = dy₀ − dy₁, dm₃ = −dy₁`, and
+//! `dg₀ = M₀ + (M₁ + M₂)/2, dg₁ = (M₁ − M₂)/2, dg₂ = (M₁ + M₂)/2 + M₃`. Summed over the row
+//! pairs of a band, each `Mₖ[kx]` needs 4 · 3 products per pixel pair where the direct gradient
+//! ([`super::conv_direct_grad`]) needs 2 · 9. [`accumulate`] keeps 8 output channels × 3 kx = 24
+//! accumulators of 16 pixels in registers: per 16 pixels it loads 3 shifted transformed input
+//! vectors and 8 transformed gradient vectors for 24 FMAs.
+//!
+//! As in the direct gradient, each band's sums go to their own buffer and the buffers are added
+//! in band order, so the result does not depend on the thread count.
+#![allow(unsafe_code)]
+
+use rayon::prelude::*;
+
+use super::conv_cpu::{sum_in_order, Geometry};
+use super::conv_direct::{avx512_present, PaddedBand, LANES};
+#[cfg(target_arch = "x86_64")]
+use super::conv_winograd_rows::transform_input_rows;
+use super::conv_winograd_rows::pair_row;
+
+/// Output channels whose 3 kx sums [`accumulate`] keeps in registers.
+const GROUP: usize = 8;
+/// Output pixels per band: enough row pairs to amortise the horizontal sums of the accumulators.
+const BAND_PIXELS: usize = 4096;
+
+/// A band's transformed input rows `[c_in][k][pair][stride]` and transformed output gradient
+/// rows `[c_out][k][pair][vectors · 16]` (zeros past the row's end and for rows past the band).
+#[derive(Default)]
+struct Buffers {
+    band: PaddedBand,
+    x_t: Vec<f32>,
+    dy_t: Vec<f32>,
+}
+
+/// dW = Σ dy ⊗ shifted x: `x` (n, c_in, h, w), `dy` (n, c_out, h, w) → (c_out, c_in·9).
+/// Needs AVX-512F (asserted); [`super::conv_winograd_rows::suits`] says when to take it.
+pub(super) fn kernel_grad(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
+    assert!(avx512_present(), "row Winograd conv needs AVX-512F");
+    let hw = g.hw();
+    let k = 9 * g.c_in;
+    let image = g.c_in * hw;
+    let d = g.dilation;
+    let band_rows = BAND_PIXELS.div_ceil(g.w.max(1)).max(4 * d).next_multiple_of(2 * d);
+    let partials: Vec<Vec<f32>> = g
+        .bands(band_rows * g.w)
+        .into_par_iter()
+        .map_init(Buffers::default, |buf: &mut Buffers, (img, y0, rows)| {
+            let rows_ext = rows.next_multiple_of(2 * d);
+            buf.band.fill(&x[img * image..(img + 1) * image], g, y0, rows_ext);
+            let dy_img = &dy[img * g.c_out * hw..(img + 1) * g.c_out * hw];
+            let mut part = vec![0.0f32; g.c_out * k];
+            // SAFETY: AVX-512F is present (asserted above); `band_grad` reads the padded band,
+            // rows y0..y0 + rows of `dy_img`, and its own buffers, inside their bounds.
+            unsafe { band_grad(buf, dy_img, g, y0, rows, &mut part) };
+            part
+        })
+        .collect();
+    sum_in_order(&partials, g.c_out * k)
+}
+
+/// Adds one band's kernel gradient into `part` (c_out, c_in·9), `buf.band` already filled.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn band_grad(buf: &mut Buffers, dy_img: &[f32], g: &Geometry, y0: usize, rows: usize, part: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let (w, hw, d) = (g.w, g.hw(), g.dilation);
+    let rows_ext = rows.next_multiple_of(2 * d);
+    let pairs = rows_ext / 2;
+    let stride = buf.band.stride;
+    let vectors = w.div_ceil(LANES);
+    let wv = vectors * LANES;
+    let x_plane = pairs * stride;
+    let dy_plane = pairs * wv;
+    buf.x_t.resize(g.c_in * 4 * x_plane, 0.0);
+    buf.dy_t.resize(g.c_out * 4 * dy_plane, 0.0);
+    assert!(dy_img.len() >= g.c_out * hw && part.len() == g.c_out * g.c_in * 9);
+    let band = &buf.band;
+    for ci in 0..g.c_in {
+        for p in 0..pairs {
+            let y = pair_row(p, d);
+            let src = band.data.as_ptr().add(ci * band.plane + y * stride);
+            let rows4 = [0, 1, 2, 3].map(|k| src.add(k * d * stride));
+            let out = [0, 1, 2, 3].map(|k| buf.x_t.as_mut_ptr().add((ci * 4 + k) * x_plane + p * stride));
+            transform_input_rows(rows4, out, stride);
+        }
+    }
+    let tail = w - (vectors - 1) * LANES;
+    let tail_mask: u16 = if tail >= LANES { u16::MAX } else { (1u16 << tail) - 1 };
+    let zero = _mm512_setzero_ps();
+    let dy_t = buf.dy_t.as_mut_ptr();
+    for co in 0..g.c_out {
+        let src = dy_img.as_ptr().add(co * hw + y0 * w);
+        for p in 0..pairs {
+            let y = pair_row(p, d);
+            let at = |k: usize| dy_t.add((co * 4 + k) * dy_plane + p * wv);
+            for v in 0..vectors {
+                let mask = if v + 1 == vectors { tail_mask } else { u16::MAX };
+                // Lanes past the row's end and rows past the band load as 0.
+                let a = if y < rows { _mm512_maskz_loadu_ps(mask, src.add(y * w + v * LANES)) } else { zero };
+                let b = if y + d < rows { _mm512_maskz_loadu_ps(mask, src.add((y + d) * w + v * LANES)) } else { zero };
+                _mm512_storeu_ps(at(0).add(v * LANES), a);
+                _mm512_storeu_ps(at(1).add(v * LANES), _mm512_add_ps(a, b));
+                _mm512_storeu_ps(at(2).add(v * LANES), _mm512_sub_ps(a, b));
+                _mm512_storeu_ps(at(3).add(v * LANES), _mm512_sub_ps(zero, b));
+            }
+        }
+    }
+    let k9 = 9 * g.c_in;
+    let args = SumArgs { pairs, vectors, stride, wv, co_stride: 4 * dy_plane, dilation: d };
+    for co0 in (0..g.c_out).step_by(GROUP) {
+        let group = GROUP.min(g.c_out - co0);
+        for ci in 0..g.c_in {
+            let m: [[[f32; 3]; GROUP]; 4] = std::array::from_fn(|k| {
+                let dyt = buf.dy_t.as_ptr().add((co0 * 4 + k) * dy_plane);
+                let xt = buf.x_t.as_ptr().add((ci * 4 + k) * x_plane);
+                match group {
+                    8 => accumulate::<8>(dyt, xt, &args),
+                    7 => accumulate::<7>(dyt, xt, &args),
+                    6 => accumulate::<6>(dyt, xt, &args),
+                    5 => accumulate::<5>(dyt, xt, &args),
+                    4 => accumulate::<4>(dyt, xt, &args),
+                    3 => accumulate::<3>(dyt, xt, &args),
+                    2 => accumulate::<2>(dyt, xt, &args),
+                    _ => accumulate::<1>(dyt, xt, &args),
+                }
+            });
+            for j in 0..group {
+                let taps = &mut part[(co0 + j) * k9 + ci * 9..][..9];
+                for kx in 0..3 {
+                    let (m0, m1, m2, m3) = (m[0][j][kx], m[1][j][kx], m[2][j][kx], m[3][j][kx]);
+                    taps[kx] = m0 + 0.5 * (m1 + m2);
+                    taps[3 + kx] = 0.5 * (m1 - m2);
+                    taps[6 + kx] = 0.5 * (m1 + m2) + m3;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn band_grad(_: &mut Buffers, _: &[f32], _: &Geometry, _: usize, _: usize, _: &mut [f32]) {
+    unreachable!("the row Winograd conv is only enabled on x86-64")
+}
+
+/// What every [`accumulate`] call of a band shares.
+struct SumArgs {
+    pairs: usize,
+    vectors: usize,
+    /// Values per transformed input row.
+    stride: usize,
+    /// Values per transformed gradient row.
+    wv: usize,
+    /// Values between two output channels' transformed gradients.
+    co_stride: usize,
+    dilation: usize,
+}
+
+/// `sums[j][kx] = Σ over the band's pairs and pixels of dm[j](p) · t(p + kx·d)` for G output
+/// channels and one transformed row k of one input channel: `dyt` points at channel 0's
+/// transformed gradient rows of k, `xt` at the input channel's transformed rows of k.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline(never)]
+unsafe fn accumulate<const G: usize>(dyt: *const f32, xt: *const f32, a: &SumArgs) -> [[f32; 3]; GROUP] {
+    use std::arch::x86_64::*;
+    let d = a.dilation;
+    let mut acc = [[_mm512_setzero_ps(); 3]; G];
+    for p in 0..a.pairs {
+        let xrow = xt.add(p * a.stride);
+        let drow = dyt.add(p * a.wv);
+        for v in 0..a.vectors {
+            let xb = xrow.add(v * LANES);
+            let xv = [_mm512_loadu_ps(xb), _mm512_loadu_ps(xb.add(d)), _mm512_loadu_ps(xb.add(2 * d))];
+            for (j, row) in acc.iter_mut().enumerate() {
+                let dv = _mm512_loadu_ps(drow.add(j * a.co_stride + v * LANES));
+                for (s, x) in row.iter_mut().zip(&xv) {
+                    *s = _mm512_fmadd_ps(dv, *x, *s);
+                }
+            }
+        }
+    }
+    let mut sums = [[0.0f32; 3]; GROUP];
+    for (s, row) in sums.iter_mut().zip(&acc) {
+        for (t, v) in s.iter_mut().zip(row) {
+            *t = _mm512_reduce_add_ps(*v);
+        }
+    }
+    sums
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::conv_direct::tests::{assert_kernel_grad_matches_im2col, assert_same_on_one_thread, random, Case};
+
+    #[test]
+    fn matches_the_im2col_kernel_gradient_on_every_edge_case() {
+        if !avx512_present() {
+            eprintln!("no AVX-512F here: the row Winograd path is never taken, nothing to compare");
+            return;
+        }
+        // Heights that end inside a group of 2·d rows; widths across 16 and 48 lanes; c_out
+        // off the group of 8; dilations up to 8 with images smaller than the padding; several
+        // bands per image.
+        let cases: [Case; 10] = [
+            (1, 3, 16, 5, 32, 1),
+            (2, 5, 7, 9, 33, 1),
+            (1, 4, 8, 16, 47, 2),
+            (1, 16, 16, 33, 64, 1),
+            (2, 8, 11, 5, 49, 3),
+            (1, 3, 17, 9, 97, 8),
+            (3, 7, 2, 130, 40, 2),
+            (2, 5, 9, 300, 40, 1),
+            (1, 6, 4, 41, 33, 8),
+            (2, 32, 24, 37, 64, 3),
+        ];
+        assert_kernel_grad_matches_im2col(kernel_grad, &cases);
+    }
+
+    #[test]
+    fn results_do_not_depend_on_the_thread_count() {
+        if !avx512_present() {
+            return;
+        }
+        let g = Geometry { n: 2, c_in: 6, c_out: 10, h: 90, w: 50, dilation: 2 };
+        let x = random(g.n * g.c_in * g.hw(), 1);
+        let dy = random(g.n * g.c_out * g.hw(), 2);
+        assert_same_on_one_thread(|| kernel_grad(&x, &dy, &g));
+    }
+}
