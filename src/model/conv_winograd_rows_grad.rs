@@ -7,9 +7,9 @@
 //! `dm₀ = dy₀, dm₁ = dy₀ + dy₁, dm₂ = dy₀ − dy₁, dm₃ = −dy₁`, and
 //! `dg₀ = M₀ + (M₁ + M₂)/2, dg₁ = (M₁ − M₂)/2, dg₂ = (M₁ + M₂)/2 + M₃`. Summed over the row
 //! pairs of a band, each `Mₖ[kx]` needs 4 · 3 products per pixel pair where the direct gradient
-//! ([`super::conv_direct_grad`]) needs 2 · 9. [`accumulate`] keeps 8 output channels × 3 kx = 24
+//! ([`super::conv_direct_grad`]) needs 2 · 9. [`accumulate`] keeps 6 output channels × 3 kx = 18
 //! accumulators of 16 pixels in registers: per 16 pixels it loads 3 shifted transformed input
-//! vectors and 8 transformed gradient vectors for 24 FMAs.
+//! vectors and 6 transformed gradient vectors for 18 FMAs.
 //!
 //! As in the direct gradient, each band's sums go to their own buffer and the buffers are added
 //! in band order, so the result does not depend on the thread count.
@@ -23,10 +23,15 @@ use super::conv_direct::{avx512_present, PaddedBand, LANES};
 use super::conv_winograd_rows::transform_input_rows;
 use super::conv_winograd_rows::pair_row;
 
-/// Output channels whose 3 kx sums [`accumulate`] keeps in registers.
-const GROUP: usize = 8;
-/// Output pixels per band: enough row pairs to amortise the horizontal sums of the accumulators.
-const BAND_PIXELS: usize = 4096;
+/// Output channels whose 3 kx sums [`accumulate`] keeps in registers: 18 accumulators, 3
+/// input and 6 gradient vectors fit the 32 registers. With 8 (24 accumulators) the compiler
+/// spilled the accumulators to the stack and the kernel ran at 40 % of the forward's pace.
+const GROUP: usize = 6;
+/// Output pixels per band: enough row pairs to amortise the horizontal sums of the
+/// accumulators, few enough that a band's transformed rows (about 4 · (c_in + c_out) · pixels
+/// / 2 values, 1 MB at 64 + 64 channels) stay in L2. N 12/C 64 training step, 2 threads:
+/// 1.31 s at 4096, 1.26–1.28 at 2048, 1.30 at 1024.
+const BAND_PIXELS: usize = 2048;
 
 /// A band's transformed input rows `[c_in][k][pair][stride]` and transformed output gradient
 /// rows `[c_out][k][pair][vectors · 16]` (zeros past the row's end and for rows past the band).
@@ -112,27 +117,30 @@ unsafe fn band_grad(buf: &mut Buffers, dy_img: &[f32], g: &Geometry, y0: usize, 
     }
     let k9 = 9 * g.c_in;
     let args = SumArgs { pairs, vectors, stride, wv, co_stride: 4 * dy_plane, dilation: d };
+    // Transformed row k outside the input channels, so the group's gradient rows of k stay
+    // in L1 while every input channel's rows of k stream past them.
+    let mut m = vec![[[[0.0f32; 3]; GROUP]; 4]; g.c_in];
     for co0 in (0..g.c_out).step_by(GROUP) {
         let group = GROUP.min(g.c_out - co0);
-        for ci in 0..g.c_in {
-            let m: [[[f32; 3]; GROUP]; 4] = std::array::from_fn(|k| {
-                let dyt = buf.dy_t.as_ptr().add((co0 * 4 + k) * dy_plane);
+        for k in 0..4 {
+            let dyt = buf.dy_t.as_ptr().add((co0 * 4 + k) * dy_plane);
+            for (ci, mc) in m.iter_mut().enumerate() {
                 let xt = buf.x_t.as_ptr().add((ci * 4 + k) * x_plane);
-                match group {
-                    8 => accumulate::<8>(dyt, xt, &args),
-                    7 => accumulate::<7>(dyt, xt, &args),
+                mc[k] = match group {
                     6 => accumulate::<6>(dyt, xt, &args),
                     5 => accumulate::<5>(dyt, xt, &args),
                     4 => accumulate::<4>(dyt, xt, &args),
                     3 => accumulate::<3>(dyt, xt, &args),
                     2 => accumulate::<2>(dyt, xt, &args),
                     _ => accumulate::<1>(dyt, xt, &args),
-                }
-            });
+                };
+            }
+        }
+        for (ci, mc) in m.iter().enumerate() {
             for j in 0..group {
                 let taps = &mut part[(co0 + j) * k9 + ci * 9..][..9];
                 for kx in 0..3 {
-                    let (m0, m1, m2, m3) = (m[0][j][kx], m[1][j][kx], m[2][j][kx], m[3][j][kx]);
+                    let (m0, m1, m2, m3) = (mc[0][j][kx], mc[1][j][kx], mc[2][j][kx], mc[3][j][kx]);
                     taps[kx] = m0 + 0.5 * (m1 + m2);
                     taps[3 + kx] = 0.5 * (m1 - m2);
                     taps[6 + kx] = 0.5 * (m1 + m2) + m3;
@@ -170,19 +178,26 @@ unsafe fn accumulate<const G: usize>(dyt: *const f32, xt: *const f32, a: &SumArg
     use std::arch::x86_64::*;
     let d = a.dilation;
     let mut acc = [[_mm512_setzero_ps(); 3]; G];
-    for p in 0..a.pairs {
-        let xrow = xt.add(p * a.stride);
-        let drow = dyt.add(p * a.wv);
-        for v in 0..a.vectors {
-            let xb = xrow.add(v * LANES);
-            let xv = [_mm512_loadu_ps(xb), _mm512_loadu_ps(xb.add(d)), _mm512_loadu_ps(xb.add(2 * d))];
-            for (j, row) in acc.iter_mut().enumerate() {
-                let dv = _mm512_loadu_ps(drow.add(j * a.co_stride + v * LANES));
-                for (s, x) in row.iter_mut().zip(&xv) {
-                    *s = _mm512_fmadd_ps(dv, *x, *s);
-                }
-            }
+    // One flat loop over the band's vectors (nested loops over pairs and vectors made the
+    // compiler rotate the accumulators through registers and the stack).
+    let n = a.pairs * a.vectors;
+    let mut i = 0;
+    while i < n {
+        let (p, v) = (i / a.vectors, i % a.vectors);
+        let xb = xt.add(p * a.stride + v * LANES);
+        let db = dyt.add(p * a.wv + v * LANES);
+        let x0 = _mm512_loadu_ps(xb);
+        let x1 = _mm512_loadu_ps(xb.add(d));
+        let x2 = _mm512_loadu_ps(xb.add(2 * d));
+        let mut j = 0;
+        while j < G {
+            let dv = _mm512_loadu_ps(db.add(j * a.co_stride));
+            acc[j][0] = _mm512_fmadd_ps(dv, x0, acc[j][0]);
+            acc[j][1] = _mm512_fmadd_ps(dv, x1, acc[j][1]);
+            acc[j][2] = _mm512_fmadd_ps(dv, x2, acc[j][2]);
+            j += 1;
         }
+        i += 1;
     }
     let mut sums = [[0.0f32; 3]; GROUP];
     for (s, row) in sums.iter_mut().zip(&acc) {
