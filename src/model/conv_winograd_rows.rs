@@ -20,7 +20,7 @@
 use rayon::prelude::*;
 
 use super::conv_cpu::{Epilogue, Geometry, OutPtr};
-use super::conv_direct::{avx512_present, vector_groups, PaddedBand, LANES, OB};
+use super::conv_direct::{avx512_present, vector_groups, LANES, OB};
 
 /// Layers with fewer input or output channels take the direct kernel: measured per shape
 /// (bench/RESULTS.md, "Row Winograd"), 16→16 lost 7–15 % to it, 32→32 tied, 64→64 won
@@ -99,35 +99,61 @@ pub(super) unsafe fn transform_input_rows(rows: [*const f32; 4], out: [*mut f32;
 #[derive(Default)]
 struct TransformedPair {
     data: Vec<f32>,
-    /// Values per (k, ci) row: the padded band's stride.
+    /// Values per (k, ci) row: the padded row stride, w rounded up to whole vectors plus 2·d.
     plane: usize,
 }
 
 impl TransformedPair {
-    /// Transforms the input rows of pair `p` of `band` (whose padded rows cover whole groups
-    /// of 2·d output rows).
+    /// Transforms the input rows y − d … y + 2d of output row pair (y, y + d) straight from
+    /// `x_img` (one image, c_in planes of h × w): each row zero-padded by d columns on the left
+    /// and to `stride` on the right, rows outside the image as zeros. No padded copy of the band
+    /// is made (that copy cost 14 % of inference at 256²).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    unsafe fn fill(&mut self, band: &PaddedBand, c_in: usize, d: usize, p: usize) {
-        let stride = band.stride;
+    unsafe fn fill(&mut self, x_img: &[f32], g: &Geometry, stride: usize, y: usize) {
+        use std::arch::x86_64::*;
+        let (c_in, d, w) = (g.c_in, g.dilation, g.w);
         self.plane = stride;
         self.data.resize(4 * c_in * stride, 0.0);
-        let src0 = band.data.as_ptr();
+        assert!(x_img.len() >= c_in * g.hw());
         let dst0 = self.data.as_mut_ptr();
-        let y = pair_row(p, d);
+        // Lanes of the vector at padded column i that hold image columns (i − d + lane in 0..w).
+        let lane_mask = |i: usize| -> u16 {
+            let lo = d.saturating_sub(i).min(LANES);
+            let hi = (w + d).saturating_sub(i).min(LANES);
+            if hi <= lo { 0 } else { (((1u32 << hi) - 1) & !((1u32 << lo) - 1)) as u16 }
+        };
         for ci in 0..c_in {
-            // SAFETY: pair p's input rows y − d … y + 2d are padded rows y … y + 3d, inside the
-            // band (whole groups of 2d rows plus 2d of padding); each transformed row lies
-            // inside `data` (4 · c_in rows of `stride`).
-            let src = src0.add(ci * band.plane + y * stride);
-            let rows = [0, 1, 2, 3].map(|k| src.add(k * d * stride));
-            let out = [0, 1, 2, 3].map(|k| dst0.add((k * c_in + ci) * stride));
-            transform_input_rows(rows, out, stride);
+            let plane = x_img.as_ptr().add(ci * g.hw());
+            // Input row y + (k − 1)·d, or none outside the image.
+            let rows: [Option<*const f32>; 4] = std::array::from_fn(|k| {
+                let sy = (y + k * d).checked_sub(d).filter(|&sy| sy < g.h);
+                sy.map(|sy| plane.add(sy * w))
+            });
+            let out: [*mut f32; 4] = std::array::from_fn(|k| dst0.add((k * c_in + ci) * stride));
+            let mut i = 0;
+            while i < stride {
+                let mask = lane_mask(i);
+                let store: u16 = if stride - i >= LANES { u16::MAX } else { (1u16 << (stride - i)) - 1 };
+                // SAFETY: only the lanes of `mask` are read, and they hold columns 0..w of an
+                // image row (the address of the vector's first lane may lie before the row,
+                // hence wrapping arithmetic); the stores stay inside the transformed row.
+                let ld = |r: Option<*const f32>| match r {
+                    Some(row) if mask != 0 => _mm512_maskz_loadu_ps(mask, row.wrapping_add(i).wrapping_sub(d)),
+                    _ => _mm512_setzero_ps(),
+                };
+                let (a0, a1, a2, a3) = (ld(rows[0]), ld(rows[1]), ld(rows[2]), ld(rows[3]));
+                _mm512_mask_storeu_ps(out[0].add(i), store, _mm512_sub_ps(a0, a2));
+                _mm512_mask_storeu_ps(out[1].add(i), store, _mm512_add_ps(a1, a2));
+                _mm512_mask_storeu_ps(out[2].add(i), store, _mm512_sub_ps(a2, a1));
+                _mm512_mask_storeu_ps(out[3].add(i), store, _mm512_sub_ps(a1, a3));
+                i += LANES;
+            }
         }
     }
 
     #[cfg(not(target_arch = "x86_64"))]
-    unsafe fn fill(&mut self, _: &PaddedBand, _: usize, _: usize, _: usize) {
+    unsafe fn fill(&mut self, _: &[f32], _: &Geometry, _: usize, _: usize) {
         unreachable!("the row Winograd conv is only enabled on x86-64")
     }
 }
@@ -152,12 +178,8 @@ pub(super) fn forward(x: &[f32], weight: &[f32], g: &Geometry, epilogue: Epilogu
     let band_rows = BAND_PIXELS.div_ceil(g.w.max(1)).max(4 * d).next_multiple_of(2 * d);
     let image = g.c_in * hw;
     g.bands(band_rows * g.w).into_par_iter().for_each_init(
-        || (PaddedBand::default(), TransformedPair::default()),
-        |(band, tband), (img, y0, rows)| {
-            // The last band of an image may end inside a group: its missing rows are computed
-            // from the zero padding and not stored.
-            let rows_ext = rows.next_multiple_of(2 * d);
-            band.fill(&x[img * image..(img + 1) * image], g, y0, rows_ext);
+        TransformedPair::default,
+        |tband, (img, y0, rows)| {
             let ptr = out_ptr.get();
             let first = img * g.c_out * hw + y0 * g.w;
             let last = first + (g.c_out - 1) * hw + rows * g.w - 1;
@@ -166,7 +188,7 @@ pub(super) fn forward(x: &[f32], weight: &[f32], g: &Geometry, epilogue: Epilogu
             // `packed` inside their bounds and writes only rows y0..y0 + rows of image `img`,
             // channels 0..c_out, columns 0..w (masked stores): inside `out` (checked above) and
             // disjoint from every other band's rows.
-            unsafe { run_band(band, tband, &packed, &bias, g, rows, epilogue.relu, ptr.add(first), hw) };
+            unsafe { run_band(&x[img * image..(img + 1) * image], y0, tband, &packed, &bias, g, rows, epilogue.relu, ptr.add(first), hw) };
         },
     );
     // SAFETY: the bands cover every image and row, and `run_band` stores every channel and
@@ -195,11 +217,13 @@ struct PairArgs {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn run_band(band: &PaddedBand, t: &mut TransformedPair, packed: &[f32], bias: &[f32], g: &Geometry, rows: usize, relu: bool, out: *mut f32, hw: usize) {
+unsafe fn run_band(x_img: &[f32], y0: usize, t: &mut TransformedPair, packed: &[f32], bias: &[f32], g: &Geometry, rows: usize, relu: bool, out: *mut f32, hw: usize) {
     let d = g.dilation;
     let blocks = g.c_out.div_ceil(OB);
     let vectors = g.w.div_ceil(LANES);
     let pairs = rows.next_multiple_of(2 * d) / 2;
+    // Room for the last vector's loads at the tap kx = 2 (as the direct kernel's padded rows).
+    let stride = vectors * LANES + 2 * d;
     let mut k = PairArgs {
         plane: t.plane,
         dilation: d,
@@ -218,7 +242,9 @@ unsafe fn run_band(band: &PaddedBand, t: &mut TransformedPair, packed: &[f32], b
             continue;
         }
         k.store_second = y + d < rows;
-        t.fill(band, g.c_in, d, p);
+        // The last band of an image may end inside a group: its missing rows are computed
+        // from the zero padding and not stored.
+        t.fill(x_img, g, stride, y0 + y);
         k.plane = t.plane;
         // Blocks outside, pixels inside: a block's weights (4 · c_in · 3 · 8 values, 24 KB
         // at 64 channels) stay in L1 while the pair's transformed rows stream from L2.
@@ -244,7 +270,7 @@ unsafe fn run_band(band: &PaddedBand, t: &mut TransformedPair, packed: &[f32], b
 
 #[cfg(not(target_arch = "x86_64"))]
 #[allow(clippy::too_many_arguments)]
-unsafe fn run_band(_: &PaddedBand, _: &mut TransformedPair, _: &[f32], _: &[f32], _: &Geometry, _: usize, _: bool, _: *mut f32, _: usize) {
+unsafe fn run_band(_: &[f32], _: usize, _: &mut TransformedPair, _: &[f32], _: &[f32], _: &Geometry, _: usize, _: bool, _: *mut f32, _: usize) {
     unreachable!("the row Winograd conv is only enabled on x86-64")
 }
 
