@@ -106,7 +106,9 @@ pub(super) struct PaddedBand {
 }
 
 impl PaddedBand {
-    fn stride_for(g: &Geometry) -> usize {
+    /// Values per padded row: w rounded up to whole vectors, plus 2·d, so the last vector of a
+    /// row can be loaded whole at every tap.
+    pub(super) fn stride_for(g: &Geometry) -> usize {
         g.w.div_ceil(LANES) * LANES + 2 * g.dilation
     }
 

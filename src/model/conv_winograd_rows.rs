@@ -20,7 +20,7 @@
 use rayon::prelude::*;
 
 use super::conv_cpu::{Epilogue, Geometry, OutPtr};
-use super::conv_direct::{avx512_present, vector_groups, LANES, OB};
+use super::conv_direct::{avx512_present, vector_groups, PaddedBand, LANES, OB};
 
 /// Layers with fewer input or output channels take the direct kernel: measured per shape
 /// (bench/RESULTS.md, "Row Winograd"), 16→16 lost 7–15 % to it, 32→32 tied, 64→64 won
@@ -98,9 +98,8 @@ pub(super) unsafe fn transform_input_rows(rows: [*const f32; 4], out: [*mut f32;
 /// A whole band's (2 MB) ran 30 % slower.
 #[derive(Default)]
 struct TransformedPair {
+    /// 4 · c_in rows of [`PaddedBand::stride_for`] values.
     data: Vec<f32>,
-    /// Values per (k, ci) row: the padded row stride, w rounded up to whole vectors plus 2·d.
-    plane: usize,
 }
 
 impl TransformedPair {
@@ -113,7 +112,6 @@ impl TransformedPair {
     unsafe fn fill(&mut self, x_img: &[f32], g: &Geometry, stride: usize, y: usize) {
         use std::arch::x86_64::*;
         let (c_in, d, w) = (g.c_in, g.dilation, g.w);
-        self.plane = stride;
         self.data.resize(4 * c_in * stride, 0.0);
         assert!(x_img.len() >= c_in * g.hw());
         let dst0 = self.data.as_mut_ptr();
@@ -222,10 +220,9 @@ unsafe fn run_band(x_img: &[f32], y0: usize, t: &mut TransformedPair, packed: &[
     let blocks = g.c_out.div_ceil(OB);
     let vectors = g.w.div_ceil(LANES);
     let pairs = rows.next_multiple_of(2 * d) / 2;
-    // Room for the last vector's loads at the tap kx = 2 (as the direct kernel's padded rows).
-    let stride = vectors * LANES + 2 * d;
+    let stride = PaddedBand::stride_for(g);
     let mut k = PairArgs {
-        plane: t.plane,
+        plane: stride,
         dilation: d,
         c_in: g.c_in,
         relu,
@@ -241,11 +238,10 @@ unsafe fn run_band(x_img: &[f32], y0: usize, t: &mut TransformedPair, packed: &[
         if y >= rows {
             continue;
         }
-        k.store_second = y + d < rows;
-        // The last band of an image may end inside a group: its missing rows are computed
+        // The last band of an image may end inside a group: the missing row y + d is computed
         // from the zero padding and not stored.
+        k.store_second = y + d < rows;
         t.fill(x_img, g, stride, y0 + y);
-        k.plane = t.plane;
         // Blocks outside, pixels inside: a block's weights (4 · c_in · 3 · 8 values, 24 KB
         // at 64 channels) stay in L1 while the pair's transformed rows stream from L2.
         for b in 0..blocks {
