@@ -1,7 +1,8 @@
 //! One 3×3 convolution, 64→64, on 1×64×256×256 f32: candle's `conv2d` against csgis's CPU
 //! path ([`csgis::model::conv3x3_same`]), forward and forward + backward, in one run.
 //!
-//! Then the forward of every layer shape csgis-lite and CSGIS-Net run, in GFLOP/s.
+//! Then the forward, and forward + backward, of every layer shape csgis-lite and CSGIS-Net
+//! run, in GFLOP/s.
 //!
 //! Run with `cargo bench --bench conv`. Prints Markdown tables (median of 5 after a warm-up).
 //! `CSGIS_BENCH_SHAPES_ONLY=1` skips the first table; `CSGIS_BENCH_ONLY=TEXT` keeps the shapes
@@ -63,18 +64,32 @@ fn per_shape() -> Result<()> {
         "\n# 3×3 conv forward per shape, f32, {} threads (GFLOP/s; median of 5)\n",
         candle_core::utils::get_num_threads()
     );
-    println!("| layer | GFLOP/s |");
-    println!("|---|---|");
+    println!("| layer | forward GFLOP/s | forward + backward GFLOP/s | dW alone GFLOP/s (estimate) |");
+    println!("|---|---|---|---|");
     let only = std::env::var("CSGIS_BENCH_ONLY").ok();
     for (name, n, c_in, c_out, side, d) in shapes {
         if only.as_deref().is_some_and(|o| !name.contains(o)) {
             continue;
         }
-        let x = Tensor::rand(0f32, 1f32, (n, c_in, side, side), &dev)?;
-        let w = (Tensor::rand(0f32, 1f32, (c_out, c_in, 3, 3), &dev)? * 0.05)?;
+        let x = Var::from_tensor(&Tensor::rand(0f32, 1f32, (n, c_in, side, side), &dev)?)?;
+        let w = Var::from_tensor(&(Tensor::rand(0f32, 1f32, (c_out, c_in, 3, 3), &dev)? * 0.05)?)?;
         let gflop = 2.0 * (n * c_in * c_out * 9 * side * side) as f64 / 1e9;
-        let ms = median_ms(5, || conv3x3_same(&x, &w, d).map(|_| ()));
-        println!("| {name} | {:.1} |", gflop / ms * 1e3);
+        let ms = median_ms(5, || conv3x3_same(x.as_tensor(), w.as_tensor(), d).map(|_| ()));
+        let both = median_ms(5, || {
+            conv3x3_same(x.as_tensor(), w.as_tensor(), d)?
+                .sum_all()?
+                .backward()
+                .map(|_| ())
+        });
+        // The input gradient is a forward conv (flipped kernel) of the same cost, so what is
+        // left after two forwards is, roughly, the kernel gradient.
+        let dw_ms = (both - 2.0 * ms).max(1e-3);
+        println!(
+            "| {name} | {:.1} | {:.1} | {:.1} |",
+            gflop / ms * 1e3,
+            3.0 * gflop / both * 1e3,
+            gflop / dw_ms * 1e3
+        );
     }
     Ok(())
 }

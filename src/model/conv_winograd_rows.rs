@@ -242,9 +242,13 @@ unsafe fn run_band(x_img: &[f32], y0: usize, t: &mut TransformedPair, packed: &[
         // from the zero padding and not stored.
         k.store_second = y + d < rows;
         t.fill(x_img, g, stride, y0 + y);
+        let next = (p + 1..pairs).map(|q| pair_row(q, d)).find(|&q| q < rows).map(|q| y0 + q);
         // Blocks outside, pixels inside: a block's weights (4 · c_in · 3 · 8 values, 24 KB
         // at 64 channels) stay in L1 while the pair's transformed rows stream from L2.
         for b in 0..blocks {
+            if let Some(next) = next {
+                prefetch_rows(x_img, g, next, b * g.c_in / blocks..(b + 1) * g.c_in / blocks);
+            }
             let w = packed.as_ptr().add(b * block_weights);
             let bias = bias.as_ptr().add(b * OB);
             k.channels = OB.min(g.c_out - b * OB);
@@ -259,6 +263,26 @@ unsafe fn run_band(x_img: &[f32], y0: usize, t: &mut TransformedPair, packed: &[
                     2 => pair_tile::<2>(inp, w, bias, out, &k, tail_mask),
                     _ => pair_tile::<1>(inp, w, bias, out, &k, tail_mask),
                 }
+            }
+        }
+    }
+}
+
+/// Asks for the input rows of the pair at `y` (y − d … y + 2d) of channels `channels` to be
+/// brought into the cache while the current pair's products run. Without it, narrow images
+/// (64 px rows in 64 planes 16 KB apart) waited for every row of the transform: the hardware
+/// prefetcher does not follow so many short streams.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn prefetch_rows(x_img: &[f32], g: &Geometry, y: usize, channels: std::ops::Range<usize>) {
+    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+    const LINE: usize = 16;
+    for ci in channels {
+        for k in 0..4 {
+            let Some(sy) = (y + k * g.dilation).checked_sub(g.dilation).filter(|&sy| sy < g.h) else { continue };
+            let row = &x_img[(ci * g.h + sy) * g.w..][..g.w];
+            for i in (0..g.w).step_by(LINE) {
+                _mm_prefetch::<_MM_HINT_T0>(row.as_ptr().add(i).cast());
             }
         }
     }

@@ -7,9 +7,9 @@
 //! `dm₀ = dy₀, dm₁ = dy₀ + dy₁, dm₂ = dy₀ − dy₁, dm₃ = −dy₁`, and
 //! `dg₀ = M₀ + (M₁ + M₂)/2, dg₁ = (M₁ − M₂)/2, dg₂ = (M₁ + M₂)/2 + M₃`. Summed over the row
 //! pairs of a band, each `Mₖ[kx]` needs 4 · 3 products per pixel pair where the direct gradient
-//! ([`super::conv_direct_grad`]) needs 2 · 9. [`accumulate`] keeps 6 output channels × 3 kx = 18
+//! ([`super::conv_direct_grad`]) needs 2 · 9. [`accumulate8`] keeps 8 output channels × 3 kx = 24
 //! accumulators of 16 pixels in registers: per 16 pixels it loads 3 shifted transformed input
-//! vectors and 6 transformed gradient vectors for 18 FMAs.
+//! vectors and 8 transformed gradient vectors for 24 FMAs.
 //!
 //! As in the direct gradient, each band's sums go to their own buffer and the buffers are added
 //! in band order, so the result does not depend on the thread count.
@@ -23,10 +23,10 @@ use super::conv_direct::{avx512_present, PaddedBand, LANES};
 use super::conv_winograd_rows::transform_input_rows;
 use super::conv_winograd_rows::pair_row;
 
-/// Output channels whose 3 kx sums [`accumulate`] keeps in registers: 18 accumulators, 3
-/// input and 6 gradient vectors fit the 32 registers. With 8 (24 accumulators) the compiler
-/// spilled the accumulators to the stack and the kernel ran at 40 % of the forward's pace.
-const GROUP: usize = 6;
+/// Output channels whose 3 kx sums [`accumulate8`] keeps in registers: 24 accumulators, 3
+/// input and 5 gradient vectors fill the 32 registers. (The compiler spilled them from
+/// intrinsics code even at 6, so the full group is written in assembly.)
+const GROUP: usize = 8;
 /// Output pixels per band: enough row pairs to amortise the horizontal sums of the
 /// accumulators, few enough that a band's transformed rows (about 4 · (c_in + c_out) · pixels
 /// / 2 values, 1 MB at 64 + 64 channels) stay in L2. N 12/C 64 training step, 2 threads:
@@ -127,6 +127,8 @@ unsafe fn band_grad(buf: &mut Buffers, dy_img: &[f32], g: &Geometry, y0: usize, 
             for (ci, mc) in m.iter_mut().enumerate() {
                 let xt = buf.x_t.as_ptr().add((ci * 4 + k) * x_plane);
                 mc[k] = match group {
+                    8 => accumulate8(dyt, xt, &args),
+                    7 => accumulate::<7>(dyt, xt, &args),
                     6 => accumulate::<6>(dyt, xt, &args),
                     5 => accumulate::<5>(dyt, xt, &args),
                     4 => accumulate::<4>(dyt, xt, &args),
@@ -179,13 +181,21 @@ unsafe fn accumulate<const G: usize>(dyt: *const f32, xt: *const f32, a: &SumArg
     let d = a.dilation;
     let mut acc = [[_mm512_setzero_ps(); 3]; G];
     // One flat loop over the band's vectors (nested loops over pairs and vectors made the
-    // compiler rotate the accumulators through registers and the stack).
+    // compiler rotate the accumulators through registers and the stack). The gradient rows
+    // are contiguous; the input rows are `stride` apart, so the input offset jumps by
+    // `stride - wv` after a row's last vector. Offsets step by addition: a division by
+    // `vectors` here cost more than the 18 FMAs it fed.
     let n = a.pairs * a.vectors;
+    let row_jump = a.stride - a.wv;
+    let (mut x_off, mut v) = (0usize, 0usize);
     let mut i = 0;
     while i < n {
-        let (p, v) = (i / a.vectors, i % a.vectors);
-        let xb = xt.add(p * a.stride + v * LANES);
-        let db = dyt.add(p * a.wv + v * LANES);
+        let xb = xt.add(x_off);
+        let db = dyt.add(i * LANES);
+        v += 1;
+        let last = v == a.vectors;
+        x_off += LANES + if last { row_jump } else { 0 };
+        v = if last { 0 } else { v };
         let x0 = _mm512_loadu_ps(xb);
         let x1 = _mm512_loadu_ps(xb.add(d));
         let x2 = _mm512_loadu_ps(xb.add(2 * d));
@@ -203,6 +213,136 @@ unsafe fn accumulate<const G: usize>(dyt: *const f32, xt: *const f32, a: &SumArg
     for (s, row) in sums.iter_mut().zip(&acc) {
         for (t, v) in s.iter_mut().zip(row) {
             *t = _mm512_reduce_add_ps(*v);
+        }
+    }
+    sums
+}
+
+/// [`accumulate`] for a full group of 8 output channels, in assembly: 24 accumulators, 3 input
+/// and 5 gradient registers, 11 loads per 24 FMAs. The compiler's code for the intrinsics
+/// version (with 6 or 8 channels) moved the accumulators round a chain of registers and through
+/// the stack on every iteration; here they stay put.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn accumulate8(dyt: *const f32, xt: *const f32, a: &SumArgs) -> [[f32; 3]; GROUP] {
+    use std::arch::x86_64::*;
+    let mut acc = [0.0f32; 3 * GROUP * LANES];
+    let cs = a.co_stride * 4;
+    // SAFETY: the caller hands a full group: 8 channels of `pairs * wv` gradient values each,
+    // `co_stride` apart, and input rows of `stride ≥ wv + 2d` values; `acc` holds 24 vectors.
+    std::arch::asm!(
+        "vpxord zmm0, zmm0, zmm0",
+        "vpxord zmm1, zmm1, zmm1",
+        "vpxord zmm2, zmm2, zmm2",
+        "vpxord zmm3, zmm3, zmm3",
+        "vpxord zmm4, zmm4, zmm4",
+        "vpxord zmm5, zmm5, zmm5",
+        "vpxord zmm6, zmm6, zmm6",
+        "vpxord zmm7, zmm7, zmm7",
+        "vpxord zmm8, zmm8, zmm8",
+        "vpxord zmm9, zmm9, zmm9",
+        "vpxord zmm10, zmm10, zmm10",
+        "vpxord zmm11, zmm11, zmm11",
+        "vpxord zmm12, zmm12, zmm12",
+        "vpxord zmm13, zmm13, zmm13",
+        "vpxord zmm14, zmm14, zmm14",
+        "vpxord zmm15, zmm15, zmm15",
+        "vpxord zmm16, zmm16, zmm16",
+        "vpxord zmm17, zmm17, zmm17",
+        "vpxord zmm18, zmm18, zmm18",
+        "vpxord zmm19, zmm19, zmm19",
+        "vpxord zmm20, zmm20, zmm20",
+        "vpxord zmm21, zmm21, zmm21",
+        "vpxord zmm22, zmm22, zmm22",
+        "vpxord zmm23, zmm23, zmm23",
+        "2:",
+        "mov {v}, {vectors}",
+        "3:",
+        "vmovups zmm24, [{x}]",
+        "vmovups zmm25, [{x} + {d}]",
+        "vmovups zmm26, [{x} + {d}*2]",
+        "vmovups zmm27, [{dy}]",
+        "vfmadd231ps zmm0, zmm27, zmm24",
+        "vfmadd231ps zmm1, zmm27, zmm25",
+        "vfmadd231ps zmm2, zmm27, zmm26",
+        "vmovups zmm28, [{dy} + {cs}]",
+        "vfmadd231ps zmm3, zmm28, zmm24",
+        "vfmadd231ps zmm4, zmm28, zmm25",
+        "vfmadd231ps zmm5, zmm28, zmm26",
+        "vmovups zmm29, [{dy} + {cs}*2]",
+        "vfmadd231ps zmm6, zmm29, zmm24",
+        "vfmadd231ps zmm7, zmm29, zmm25",
+        "vfmadd231ps zmm8, zmm29, zmm26",
+        "vmovups zmm30, [{dy} + {cs3}]",
+        "vfmadd231ps zmm9, zmm30, zmm24",
+        "vfmadd231ps zmm10, zmm30, zmm25",
+        "vfmadd231ps zmm11, zmm30, zmm26",
+        "vmovups zmm31, [{dy4}]",
+        "vfmadd231ps zmm12, zmm31, zmm24",
+        "vfmadd231ps zmm13, zmm31, zmm25",
+        "vfmadd231ps zmm14, zmm31, zmm26",
+        "vmovups zmm27, [{dy4} + {cs}]",
+        "vfmadd231ps zmm15, zmm27, zmm24",
+        "vfmadd231ps zmm16, zmm27, zmm25",
+        "vfmadd231ps zmm17, zmm27, zmm26",
+        "vmovups zmm28, [{dy4} + {cs}*2]",
+        "vfmadd231ps zmm18, zmm28, zmm24",
+        "vfmadd231ps zmm19, zmm28, zmm25",
+        "vfmadd231ps zmm20, zmm28, zmm26",
+        "vmovups zmm29, [{dy4} + {cs3}]",
+        "vfmadd231ps zmm21, zmm29, zmm24",
+        "vfmadd231ps zmm22, zmm29, zmm25",
+        "vfmadd231ps zmm23, zmm29, zmm26",
+        "add {x}, 64",
+        "add {dy}, 64",
+        "add {dy4}, 64",
+        "dec {v}",
+        "jnz 3b",
+        "add {x}, {jump}",
+        "dec {pairs}",
+        "jnz 2b",
+        "vmovups [{out} + 0], zmm0",
+        "vmovups [{out} + 64], zmm1",
+        "vmovups [{out} + 128], zmm2",
+        "vmovups [{out} + 192], zmm3",
+        "vmovups [{out} + 256], zmm4",
+        "vmovups [{out} + 320], zmm5",
+        "vmovups [{out} + 384], zmm6",
+        "vmovups [{out} + 448], zmm7",
+        "vmovups [{out} + 512], zmm8",
+        "vmovups [{out} + 576], zmm9",
+        "vmovups [{out} + 640], zmm10",
+        "vmovups [{out} + 704], zmm11",
+        "vmovups [{out} + 768], zmm12",
+        "vmovups [{out} + 832], zmm13",
+        "vmovups [{out} + 896], zmm14",
+        "vmovups [{out} + 960], zmm15",
+        "vmovups [{out} + 1024], zmm16",
+        "vmovups [{out} + 1088], zmm17",
+        "vmovups [{out} + 1152], zmm18",
+        "vmovups [{out} + 1216], zmm19",
+        "vmovups [{out} + 1280], zmm20",
+        "vmovups [{out} + 1344], zmm21",
+        "vmovups [{out} + 1408], zmm22",
+        "vmovups [{out} + 1472], zmm23",
+        x = inout(reg) xt => _,
+        dy = inout(reg) dyt => _,
+        dy4 = inout(reg) dyt.add(4 * a.co_stride) => _,
+        cs = in(reg) cs,
+        cs3 = in(reg) 3 * cs,
+        d = in(reg) 4 * a.dilation,
+        v = out(reg) _,
+        vectors = in(reg) a.vectors,
+        pairs = inout(reg) a.pairs => _,
+        jump = in(reg) 4 * (a.stride - a.wv),
+        out = in(reg) acc.as_mut_ptr(),
+        out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _, out("zmm4") _, out("zmm5") _, out("zmm6") _, out("zmm7") _, out("zmm8") _, out("zmm9") _, out("zmm10") _, out("zmm11") _, out("zmm12") _, out("zmm13") _, out("zmm14") _, out("zmm15") _, out("zmm16") _, out("zmm17") _, out("zmm18") _, out("zmm19") _, out("zmm20") _, out("zmm21") _, out("zmm22") _, out("zmm23") _, out("zmm24") _, out("zmm25") _, out("zmm26") _, out("zmm27") _, out("zmm28") _, out("zmm29") _, out("zmm30") _, out("zmm31") _,
+        options(nostack),
+    );
+    let mut sums = [[0.0f32; 3]; GROUP];
+    for (j, s) in sums.iter_mut().enumerate() {
+        for (kx, t) in s.iter_mut().enumerate() {
+            *t = _mm512_reduce_add_ps(_mm512_loadu_ps(acc.as_ptr().add((3 * j + kx) * LANES)));
         }
     }
     sums
