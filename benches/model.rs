@@ -6,7 +6,8 @@
 //! does not depend on the weights' values, so the network is randomly initialised.
 //! Set `CSGIS_BENCH_24MP_SECONDS` to bound the 24 MP run (default 240 s; the peak is reached
 //! on the first tile, since every tile has the same size); `CSGIS_BENCH_SKIP_24MP=1` leaves that
-//! run out. `bench/side_by_side.sh` parses the tables; keep their columns.
+//! run out; `CSGIS_BENCH_SIDES=256` (a comma list) times only those CSGIS-Net sizes.
+//! `bench/side_by_side.sh` parses the tables; keep their columns.
 
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -88,7 +89,11 @@ fn main() {
     );
     println!("| size | ms / image (median of 3 at 256², 2 at 512²; 1 warm-up) | GMAC/s |");
     println!("|---|---|---|");
-    for side in [256, 512] {
+    // `CSGIS_BENCH_SIDES=256` (a comma list) keeps only those sizes, for profiling.
+    let sides: Vec<usize> = std::env::var("CSGIS_BENCH_SIDES")
+        .map(|v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect())
+        .unwrap_or_else(|_| vec![256, 512]);
+    for side in sides {
         let ms = time_forward(|x| net.forward_t(x, false).expect("forward"), side, if side > 256 { 2 } else { 3 });
         let gmacs = (cfg.macs_per_pixel() * side * side) as f64 / 1e9 / (ms / 1e3);
         println!("| {side}² | {ms:.0} | {gmacs:.1} |");

@@ -27,8 +27,10 @@ use super::conv_direct::{avx512_present, vector_groups, PaddedBand, LANES, OB};
 /// 25–40 % at every dilation and 128→128 d4 39 %.
 pub(super) const MIN_CHANNELS: usize = 32;
 
-/// Output pixels per band (whole row pairs): as the direct kernel's.
-const BAND_PIXELS: usize = 4096;
+/// Output pixels per band (whole row pairs). Only a band's first pair is transformed without
+/// a prefetch ahead of it, so bands are twice the direct kernel's; 2-thread model bench at
+/// 256², alternated runs on a noisy machine: 750–800 ms against 775–925 at 4096.
+const BAND_PIXELS: usize = 8192;
 
 /// Whether this forward takes the convolution: the direct kernel would ([`super::conv_direct::suits`]),
 /// at least [`MIN_CHANNELS`] input and output channels, and `CSGIS_CONV` is not `direct`
@@ -93,9 +95,9 @@ pub(super) unsafe fn transform_input_rows(rows: [*const f32; 4], out: [*mut f32;
     }
 }
 
-/// The four transformed rows of one row pair, `[k][c_in][stride]`: made just before the pair's
-/// products, so they are in L2 (c_in · 4 rows; 278 KB at 64 channels and 256 px) when read.
-/// A whole band's (2 MB) ran 30 % slower.
+/// The four transformed rows of one row pair, `[k][c_in][stride]`: made while the previous
+/// pair's products run, so they are in L2 (c_in · 4 rows; 278 KB at 64 channels and 256 px)
+/// when read. A whole band's (2 MB) ran 30 % slower.
 #[derive(Default)]
 struct TransformedPair {
     /// 4 · c_in rows of [`PaddedBand::stride_for`] values.
@@ -103,13 +105,13 @@ struct TransformedPair {
 }
 
 impl TransformedPair {
-    /// Transforms the input rows y − d … y + 2d of output row pair (y, y + d) straight from
-    /// `x_img` (one image, c_in planes of h × w): each row zero-padded by d columns on the left
+    /// Transforms the input rows y − d … y + 2d of output row pair (y, y + d) of `channels`
+    /// straight from `x_img` (one image, c_in planes of h × w): each row zero-padded by d columns on the left
     /// and to `stride` on the right, rows outside the image as zeros. No padded copy of the band
     /// is made (that copy cost 14 % of inference at 256²).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    unsafe fn fill(&mut self, x_img: &[f32], g: &Geometry, stride: usize, y: usize) {
+    unsafe fn fill(&mut self, x_img: &[f32], g: &Geometry, stride: usize, y: usize, channels: std::ops::Range<usize>) {
         use std::arch::x86_64::*;
         let (c_in, d, w) = (g.c_in, g.dilation, g.w);
         self.data.resize(4 * c_in * stride, 0.0);
@@ -121,7 +123,7 @@ impl TransformedPair {
             let hi = (w + d).saturating_sub(i).min(LANES);
             if hi <= lo { 0 } else { (((1u32 << hi) - 1) & !((1u32 << lo) - 1)) as u16 }
         };
-        for ci in 0..c_in {
+        for ci in channels {
             let plane = x_img.as_ptr().add(ci * g.hw());
             // Input row y + (k − 1)·d, or none outside the image.
             let rows: [Option<*const f32>; 4] = std::array::from_fn(|k| {
@@ -151,7 +153,7 @@ impl TransformedPair {
     }
 
     #[cfg(not(target_arch = "x86_64"))]
-    unsafe fn fill(&mut self, _: &[f32], _: &Geometry, _: usize, _: usize) {
+    unsafe fn fill(&mut self, _: &[f32], _: &Geometry, _: usize, _: usize, _: std::ops::Range<usize>) {
         unreachable!("the row Winograd conv is only enabled on x86-64")
     }
 }
@@ -176,7 +178,7 @@ pub(super) fn forward(x: &[f32], weight: &[f32], g: &Geometry, epilogue: Epilogu
     let band_rows = BAND_PIXELS.div_ceil(g.w.max(1)).max(4 * d).next_multiple_of(2 * d);
     let image = g.c_in * hw;
     g.bands(band_rows * g.w).into_par_iter().for_each_init(
-        TransformedPair::default,
+        <[TransformedPair; 2]>::default,
         |tband, (img, y0, rows)| {
             let ptr = out_ptr.get();
             let first = img * g.c_out * hw + y0 * g.w;
@@ -215,7 +217,7 @@ struct PairArgs {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn run_band(x_img: &[f32], y0: usize, t: &mut TransformedPair, packed: &[f32], bias: &[f32], g: &Geometry, rows: usize, relu: bool, out: *mut f32, hw: usize) {
+unsafe fn run_band(x_img: &[f32], y0: usize, t: &mut [TransformedPair; 2], packed: &[f32], bias: &[f32], g: &Geometry, rows: usize, relu: bool, out: *mut f32, hw: usize) {
     let d = g.dilation;
     let blocks = g.c_out.div_ceil(OB);
     let vectors = g.w.div_ceil(LANES);
@@ -233,21 +235,28 @@ unsafe fn run_band(x_img: &[f32], y0: usize, t: &mut TransformedPair, packed: &[
     };
     let block_weights = 4 * g.c_in * 3 * OB;
     debug_assert_eq!(packed.len(), blocks * block_weights);
-    for p in 0..pairs {
-        let y = pair_row(p, d);
-        if y >= rows {
-            continue;
-        }
-        // The last band of an image may end inside a group: the missing row y + d is computed
-        // from the zero padding and not stored.
+    // The pairs of the band that exist (the last band of an image may end inside a group).
+    let mut ys = (0..pairs).map(|p| pair_row(p, d)).filter(|&y| y < rows);
+    let Some(mut y) = ys.next() else { return };
+    t[0].fill(x_img, g, stride, y0 + y, 0..g.c_in);
+    // Input channels whose rows of the next pair are fetched and transformed beside block b's
+    // products: the rows of the 64 planes of a 256² image lie 256 KB apart and share one set
+    // of L2, so rows fetched for all channels at once evicted each other before their use.
+    let chunk = |b: usize| b * g.c_in / blocks..(b + 1) * g.c_in / blocks;
+    loop {
+        let next = ys.next();
+        // The missing row y + d of a band that ends inside a group is computed from the zero
+        // padding and not stored.
         k.store_second = y + d < rows;
-        t.fill(x_img, g, stride, y0 + y);
-        let next = (p + 1..pairs).map(|q| pair_row(q, d)).find(|&q| q < rows).map(|q| y0 + q);
+        if let Some(ny) = next {
+            prefetch_rows(x_img, g, y0 + ny, chunk(0));
+        }
+        let [cur, following] = &mut *t;
         // Blocks outside, pixels inside: a block's weights (4 · c_in · 3 · 8 values, 24 KB
         // at 64 channels) stay in L1 while the pair's transformed rows stream from L2.
         for b in 0..blocks {
-            if let Some(next) = next {
-                prefetch_rows(x_img, g, next, b * g.c_in / blocks..(b + 1) * g.c_in / blocks);
+            if let (Some(ny), true) = (next, b + 1 < blocks) {
+                prefetch_rows(x_img, g, y0 + ny, chunk(b + 1));
             }
             let w = packed.as_ptr().add(b * block_weights);
             let bias = bias.as_ptr().add(b * OB);
@@ -256,7 +265,7 @@ unsafe fn run_band(x_img: &[f32], y0: usize, t: &mut TransformedPair, packed: &[
                 let x0 = v0 * LANES;
                 let tail = g.w - (x0 + (nv - 1) * LANES);
                 let tail_mask: u16 = if tail >= LANES { u16::MAX } else { (1u16 << tail) - 1 };
-                let inp = t.data.as_ptr().add(x0);
+                let inp = cur.data.as_ptr().add(x0);
                 let out = out.add(b * OB * hw + y * g.w + x0);
                 match nv {
                     3 => pair_tile::<3>(inp, w, bias, out, &k, tail_mask),
@@ -264,14 +273,24 @@ unsafe fn run_band(x_img: &[f32], y0: usize, t: &mut TransformedPair, packed: &[
                     _ => pair_tile::<1>(inp, w, bias, out, &k, tail_mask),
                 }
             }
+            if let Some(ny) = next {
+                following.fill(x_img, g, stride, y0 + ny, chunk(b));
+            }
+        }
+        match next {
+            Some(ny) => {
+                t.swap(0, 1);
+                y = ny;
+            }
+            None => break,
         }
     }
 }
 
 /// Asks for the input rows of the pair at `y` (y − d … y + 2d) of channels `channels` to be
-/// brought into the cache while the current pair's products run. Without it, narrow images
-/// (64 px rows in 64 planes 16 KB apart) waited for every row of the transform: the hardware
-/// prefetcher does not follow so many short streams.
+/// brought into the cache, one block's products ahead of their transform. Without it the
+/// transform waited for every row: the hardware prefetcher does not follow 4 · c_in short
+/// streams whose rows lie a plane apart.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn prefetch_rows(x_img: &[f32], g: &Geometry, y: usize, channels: std::ops::Range<usize>) {
@@ -290,7 +309,7 @@ unsafe fn prefetch_rows(x_img: &[f32], g: &Geometry, y: usize, channels: std::op
 
 #[cfg(not(target_arch = "x86_64"))]
 #[allow(clippy::too_many_arguments)]
-unsafe fn run_band(_: &[f32], _: usize, _: &mut TransformedPair, _: &[f32], _: &[f32], _: &Geometry, _: usize, _: bool, _: *mut f32, _: usize) {
+unsafe fn run_band(_: &[f32], _: usize, _: &mut [TransformedPair; 2], _: &[f32], _: &[f32], _: &Geometry, _: usize, _: bool, _: *mut f32, _: usize) {
     unreachable!("the row Winograd conv is only enabled on x86-64")
 }
 
