@@ -388,8 +388,9 @@ mod tests {
         }
         // Heights that end inside a group of 2·d rows, odd and even; widths across 16 and 48
         // lanes; channel counts off the block of 8; dilations up to 8 with images smaller than
-        // the padding; bands split by BAND_PIXELS.
-        let cases: [Case; 11] = [
+        // the padding; bands split by BAND_PIXELS; fewer input channels than output blocks
+        // (empty chunks of the interleaved transform).
+        let cases: [Case; 12] = [
             (1, 3, 16, 1, 33, 1),
             (2, 5, 3, 7, 40, 1),
             (1, 4, 8, 16, 32, 2),
@@ -401,6 +402,7 @@ mod tests {
             (2, 5, 9, 300, 40, 1),
             (1, 6, 4, 41, 33, 8),
             (1, 64, 64, 37, 64, 3),
+            (1, 2, 24, 230, 40, 2),
         ];
         assert_forward_matches_im2col(forward, &cases, |c_in| 1e-5 * (c_in as f32).sqrt().max(1.0));
     }
