@@ -105,27 +105,35 @@ impl Dims {
 /// its latency).
 const LANES: usize = 8;
 
-/// `Σ f(i)` for `i` in `0..len`, in [`LANES`] partial sums added at the end ([`lane_sum2`]
-/// with an empty second sum, which the compiler drops).
+/// `Σ f(v)` over the values of `plane`, in [`LANES`] partial sums added at the end
+/// ([`lane_sum2`] with an empty second sum, which the compiler drops).
 #[inline(always)]
-fn lane_sum(len: usize, f: impl Fn(usize) -> f64) -> f64 {
-    lane_sum2(len, |i| (f(i), 0.0)).0
+fn lane_sum<T: Copy>(plane: &[T], f: impl Fn(T) -> f64) -> f64 {
+    lane_sum2([plane], |[v]| (f(v), 0.0)).0
 }
 
-/// `(Σ f(i).0, Σ f(i).1)` for `i` in `0..len`, in [`LANES`] partial sums each.
+/// `(Σ f(v).0, Σ f(v).1)` over the values at each index of `K` planes of equal length, in
+/// [`LANES`] partial sums each (value i goes to lane i mod LANES). The planes are read in
+/// blocks of `LANES` fixed-size arrays, so the loop has no bounds checks and vectorises
+/// (indexing the slices through a closure left a check per value and a scalar loop: the
+/// BatchNorm gradient sums were 18 % of an N 12 training step).
 #[inline(always)]
-fn lane_sum2(len: usize, f: impl Fn(usize) -> (f64, f64)) -> (f64, f64) {
+fn lane_sum2<T: Copy, const K: usize>(planes: [&[T]; K], f: impl Fn([T; K]) -> (f64, f64)) -> (f64, f64) {
+    let len = planes.first().map_or(0, |p| p.len());
+    let planes = planes.map(|p| &p[..len]);
     let (mut acc_a, mut acc_b) = ([0.0f64; LANES], [0.0f64; LANES]);
-    let full = len / LANES * LANES;
-    for i in (0..full).step_by(LANES) {
+    let mut i = 0;
+    while i + LANES <= len {
+        let blocks: [&[T; LANES]; K] = planes.map(|p| p[i..i + LANES].try_into().expect("a block of LANES values"));
         for l in 0..LANES {
-            let (a, b) = f(i + l);
+            let (a, b) = f(blocks.map(|blk| blk[l]));
             acc_a[l] += a;
             acc_b[l] += b;
         }
+        i += LANES;
     }
-    for i in full..len {
-        let (a, b) = f(i);
+    for i in i..len {
+        let (a, b) = f(planes.map(|p| p[i]));
         acc_a[0] += a;
         acc_b[0] += b;
     }
@@ -135,14 +143,14 @@ fn lane_sum2(len: usize, f: impl Fn(usize) -> (f64, f64)) -> (f64, f64) {
 crate::multiversion! {
     /// `Σ (v − mean)²` over one plane, in f64 lanes.
     fn plane_moment<T: WithDType>(p: &[T], mean: f64) -> f64 {
-        lane_sum(p.len(), |i| (p[i].to_f64() - mean).powi(2))
+        lane_sum(p, |v| (v.to_f64() - mean).powi(2))
     }
 }
 
 crate::multiversion! {
     /// `Σ v` over one plane, in f64 lanes.
     fn plane_sum<T: WithDType>(p: &[T]) -> f64 {
-        lane_sum(p.len(), |i| p[i].to_f64())
+        lane_sum(p, |v| v.to_f64())
     }
 }
 
@@ -163,10 +171,10 @@ crate::multiversion! {
     /// output y is ≤ 0).
     fn plane_grad_sums<T: WithDType>(xs: &[T], gs: &[T], ys: &[T], mean: f64, relu: bool) -> (f64, f64) {
         let zero = T::zero();
-        let (gs, ys) = (&gs[..xs.len()], &ys[..xs.len()]);
-        lane_sum2(xs.len(), |i| {
-            let v = if relu && ys[i] <= zero { 0.0 } else { gs[i].to_f64() };
-            (v, v * (xs[i].to_f64() - mean))
+        let n = xs.len();
+        lane_sum2([xs, &gs[..n], &ys[..n]], |[x, g, y]| {
+            let v = if relu && y <= zero { 0.0 } else { g.to_f64() };
+            (v, v * (x.to_f64() - mean))
         })
     }
 }
