@@ -36,6 +36,31 @@ const FORWARD_COL_VALUES: usize = 128 * 1024;
 /// (c_out, 9·c_in) partial sum: larger bands, fewer partials to add.
 const KERNEL_GRAD_BAND_PIXELS: usize = 2048;
 
+/// Which 3×3 convolution paths the environment variable `CSGIS_CONV` leaves on (read once;
+/// benches use it for A/B runs of one binary). Each mode allows the paths of those below it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum ConvMode {
+    /// `im2col`: im2col + gemm only.
+    Im2col,
+    /// `direct`: also the direct AVX-512 kernels.
+    Direct,
+    /// `rows`: also the row Winograd F(2, 3).
+    Rows,
+    /// Unset (or any other value): also the 2-D Winograd F(2×2, 3×3).
+    All,
+}
+
+/// The [`ConvMode`] of this process.
+pub(super) fn conv_mode() -> ConvMode {
+    static MODE: std::sync::OnceLock<ConvMode> = std::sync::OnceLock::new();
+    *MODE.get_or_init(|| match std::env::var("CSGIS_CONV").as_deref() {
+        Ok("im2col") => ConvMode::Im2col,
+        Ok("direct") => ConvMode::Direct,
+        Ok("rows") => ConvMode::Rows,
+        _ => ConvMode::All,
+    })
+}
+
 /// `conv2d(x, w, padding = dilation, stride 1, dilation)` for a 3×3 kernel, with autograd.
 ///
 /// On a CPU tensor of f32 or f64 this runs [`Conv3x3`]; anywhere else it is candle's `conv2d`.

@@ -18,7 +18,7 @@
 
 use rayon::prelude::*;
 
-use super::conv_cpu::{Epilogue, Geometry, OutPtr};
+use super::conv_cpu::{conv_mode, ConvMode, Epilogue, Geometry, OutPtr};
 
 /// Output channels per register block.
 pub(super) const OB: usize = 8;
@@ -59,10 +59,9 @@ pub fn conv_kernel() -> &'static str {
 }
 
 /// Whether the direct kernel runs on this machine: AVX-512F is present and the environment
-/// variable `CSGIS_CONV` is not `im2col` (read once; benches use it for A/B runs).
+/// variable `CSGIS_CONV` is not `im2col` ([`conv_mode`]).
 fn direct_enabled() -> bool {
-    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ENABLED.get_or_init(|| avx512_present() && std::env::var("CSGIS_CONV").map_or(true, |v| v != "im2col"))
+    avx512_present() && conv_mode() >= ConvMode::Direct
 }
 
 pub(super) fn avx512_present() -> bool {
@@ -178,6 +177,16 @@ pub(super) fn forward(x: &[f32], weight: &[f32], g: &Geometry, epilogue: Epilogu
     out
 }
 
+/// The store mask of a row's last vector, which holds the row's last `tail` pixels (all 16
+/// lanes for `tail` ≥ 16).
+pub(super) fn tail_mask(tail: usize) -> u16 {
+    if tail >= LANES {
+        u16::MAX
+    } else {
+        (1u16 << tail) - 1
+    }
+}
+
 /// The row's `vectors` vectors of 16 pixels cut into register blocks `(first, count)` of 3,
 /// or of 2 where 3 would leave a block of 1 (whose loads do too little work per broadcast):
 /// 16 → 3, 3, 3, 3, 2, 2; 4 → 2, 2; 1 → 1.
@@ -207,8 +216,7 @@ unsafe fn run_band(band: &PaddedBand, packed: &[f32], bias: &[f32], g: &Geometry
         for (v0, nv) in vector_groups(vectors) {
             let x0 = v0 * LANES;
             // Lanes of the last vector that lie inside the row.
-            let tail = g.w - (x0 + (nv - 1) * LANES);
-            let tail_mask: u16 = if tail >= LANES { u16::MAX } else { (1u16 << tail) - 1 };
+            let tail_mask = tail_mask(g.w - (x0 + (nv - 1) * LANES));
             let inp = band.data.as_ptr().add(r * band.stride + x0);
             for b in 0..blocks {
                 let w = packed.as_ptr().add(b * g.c_in * 9 * OB);

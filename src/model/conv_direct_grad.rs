@@ -18,7 +18,7 @@
 use rayon::prelude::*;
 
 use super::conv_cpu::{sum_in_order, Geometry};
-use super::conv_direct::{avx512_present, PaddedBand, LANES};
+use super::conv_direct::{avx512_present, tail_mask, PaddedBand, LANES};
 
 /// Output channels whose 9 taps one [`accumulate`] call keeps in registers (27 accumulators of
 /// the 32 AVX-512 registers).
@@ -84,8 +84,7 @@ unsafe fn accumulate<const G: usize>(dy: *const f32, x: *const f32, g: &Geometry
     use std::arch::x86_64::*;
     let (w, hw, d) = (g.w, g.hw(), g.dilation);
     let vectors = w.div_ceil(LANES);
-    let tail = w - (vectors - 1) * LANES;
-    let tail_mask: u16 = if tail >= LANES { u16::MAX } else { (1u16 << tail) - 1 };
+    let tail_mask = tail_mask(w - (vectors - 1) * LANES);
     let mut acc = [[_mm512_setzero_ps(); 9]; G];
     for r in 0..rows {
         for v in 0..vectors {

@@ -22,7 +22,7 @@
 
 use rayon::prelude::*;
 
-use super::conv_cpu::{Epilogue, Geometry, OutPtr};
+use super::conv_cpu::{conv_mode, ConvMode, Epilogue, Geometry, OutPtr};
 use super::gemm::{gemm_into, MatMut, MatRef};
 
 /// Narrower layers go to the direct or im2col kernels: with few channels the transforms, not
@@ -39,10 +39,9 @@ pub(super) fn suits(g: &Geometry) -> bool {
     enabled() && g.dilation == 1 && g.c_in >= MIN_CHANNELS && g.c_out >= MIN_CHANNELS
 }
 
-/// Whether the path is on: `CSGIS_CONV` is not `im2col` or `direct` (read once).
+/// Whether the path is on: `CSGIS_CONV` is not `im2col`, `direct` or `rows` ([`conv_mode`]).
 pub(super) fn enabled() -> bool {
-    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ENABLED.get_or_init(|| std::env::var("CSGIS_CONV").map_or(true, |v| v != "im2col" && v != "direct" && v != "rows"))
+    conv_mode() == ConvMode::All
 }
 
 /// `U = G g Gᵀ` for every (co, ci), laid out `[16][c_out][c_in]` (position k = 4a + b of the

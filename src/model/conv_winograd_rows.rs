@@ -19,8 +19,8 @@
 
 use rayon::prelude::*;
 
-use super::conv_cpu::{Epilogue, Geometry, OutPtr};
-use super::conv_direct::{avx512_present, vector_groups, PaddedBand, LANES, OB};
+use super::conv_cpu::{conv_mode, ConvMode, Epilogue, Geometry, OutPtr};
+use super::conv_direct::{avx512_present, tail_mask, vector_groups, PaddedBand, LANES, OB};
 
 /// Layers with fewer input or output channels take the direct kernel: measured per shape
 /// (bench/RESULTS.md, "Row Winograd"), 16→16 lost 7–15 % to it, 32→32 tied, 64→64 won
@@ -39,10 +39,9 @@ pub(super) fn suits(g: &Geometry) -> bool {
     super::conv_direct::suits(g) && g.c_in >= MIN_CHANNELS && g.c_out >= MIN_CHANNELS && enabled()
 }
 
-/// Whether the path is on: `CSGIS_CONV` is not `direct` or `im2col`.
+/// Whether the path is on: `CSGIS_CONV` is not `direct` or `im2col` ([`conv_mode`]).
 pub(super) fn enabled() -> bool {
-    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ENABLED.get_or_init(|| std::env::var("CSGIS_CONV").map_or(true, |v| v != "im2col" && v != "direct"))
+    conv_mode() >= ConvMode::Rows
 }
 
 /// The kernel (c_out, c_in, 3, 3) transformed along its rows and regrouped as
@@ -263,8 +262,7 @@ unsafe fn run_band(x_img: &[f32], y0: usize, t: &mut [TransformedPair; 2], packe
             k.channels = OB.min(g.c_out - b * OB);
             for (v0, nv) in vector_groups(vectors) {
                 let x0 = v0 * LANES;
-                let tail = g.w - (x0 + (nv - 1) * LANES);
-                let tail_mask: u16 = if tail >= LANES { u16::MAX } else { (1u16 << tail) - 1 };
+                let tail_mask = tail_mask(g.w - (x0 + (nv - 1) * LANES));
                 let inp = cur.data.as_ptr().add(x0);
                 let out = out.add(b * OB * hw + y * g.w + x0);
                 match nv {

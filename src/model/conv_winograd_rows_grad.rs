@@ -18,7 +18,7 @@
 use rayon::prelude::*;
 
 use super::conv_cpu::{sum_in_order, Geometry};
-use super::conv_direct::{avx512_present, PaddedBand, LANES};
+use super::conv_direct::{avx512_present, tail_mask, PaddedBand, LANES};
 #[cfg(target_arch = "x86_64")]
 use super::conv_winograd_rows::transform_input_rows;
 use super::conv_winograd_rows::pair_row;
@@ -94,8 +94,7 @@ unsafe fn band_grad(buf: &mut Buffers, dy_img: &[f32], g: &Geometry, y0: usize, 
             transform_input_rows(rows4, out, stride);
         }
     }
-    let tail = w - (vectors - 1) * LANES;
-    let tail_mask: u16 = if tail >= LANES { u16::MAX } else { (1u16 << tail) - 1 };
+    let tail_mask = tail_mask(w - (vectors - 1) * LANES);
     let zero = _mm512_setzero_ps();
     let dy_t = buf.dy_t.as_mut_ptr();
     for co in 0..g.c_out {
