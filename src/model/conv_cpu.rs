@@ -282,6 +282,8 @@ impl ConvFloat for f32 {
             super::conv_winograd::forward(x, weight, g, epilogue)
         } else if super::conv_direct::suits(g) {
             super::conv_direct::forward(x, weight, g, epilogue)
+        } else if super::conv_winograd_rows_avx2::suits(g) {
+            super::conv_winograd_rows_avx2::forward(x, weight, g, epilogue)
         } else {
             forward(x, weight, g, epilogue)
         }

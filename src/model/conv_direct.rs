@@ -44,10 +44,20 @@ pub(super) fn suits(g: &Geometry) -> bool {
 
 /// Which 3×3 forward f32 convolutions take on this machine, as the benches print it in their
 /// headings: with AVX-512F `"row winograd (C ≥ 32, w ≥ 32) + winograd (d 1, C ≥ 64) + direct"`
-/// (less as `CSGIS_CONV` turns paths off), else `"winograd (d 1, C ≥ 64) + im2col"` or `"im2col"`.
+/// (less as `CSGIS_CONV` turns paths off); with AVX2 and FMA only (or `CSGIS_CONV_ISA=avx2`)
+/// `"winograd (d 1, C ≥ 64) + row winograd avx2 (C ≥ 32, w ≥ 32) + im2col"`; else
+/// `"winograd (d 1, C ≥ 64) + im2col"` or `"im2col"`.
 #[must_use]
 pub fn conv_kernel() -> &'static str {
     let rows = direct_enabled() && super::conv_winograd_rows::enabled();
+    let rows_avx2 = !avx512_kernels() && super::conv_winograd_rows_avx2::present() && super::conv_winograd_rows::enabled();
+    if rows_avx2 {
+        return if super::conv_winograd::enabled() {
+            "winograd (d 1, C ≥ 64) + row winograd avx2 (C ≥ 32, w ≥ 32) + im2col"
+        } else {
+            "row winograd avx2 (C ≥ 32, w ≥ 32) + im2col"
+        };
+    }
     match (rows, super::conv_winograd::enabled(), direct_enabled()) {
         (true, true, _) => "row winograd (C ≥ 32, w ≥ 32) + winograd (d 1, C ≥ 64) + direct",
         (true, false, _) => "row winograd (C ≥ 32, w ≥ 32) + direct",
@@ -61,7 +71,15 @@ pub fn conv_kernel() -> &'static str {
 /// Whether the direct kernel runs on this machine: AVX-512F is present and the environment
 /// variable `CSGIS_CONV` is not `im2col` ([`conv_mode`]).
 fn direct_enabled() -> bool {
-    avx512_present() && conv_mode() >= ConvMode::Direct
+    avx512_kernels() && conv_mode() >= ConvMode::Direct
+}
+
+/// Whether the AVX-512 convolution kernels (direct and row Winograd) may run: AVX-512F is
+/// present and `CSGIS_CONV_ISA` is not `avx2`, which makes an AVX-512 machine take the paths
+/// of an AVX2-only one ([`super::conv_winograd_rows_avx2`], im2col), to test and time them.
+pub(super) fn avx512_kernels() -> bool {
+    static FORCED_AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    avx512_present() && !*FORCED_AVX2.get_or_init(|| std::env::var("CSGIS_CONV_ISA").is_ok_and(|v| v == "avx2"))
 }
 
 pub(super) fn avx512_present() -> bool {
@@ -144,35 +162,53 @@ pub(super) fn forward(x: &[f32], weight: &[f32], g: &Geometry, epilogue: Epilogu
     assert!(avx512_present(), "direct conv needs AVX-512F");
     let hw = g.hw();
     let packed = pack_weights(weight, g);
-    let blocks = g.c_out.div_ceil(OB);
-    let mut bias = vec![0.0f32; blocks * OB];
-    if let Some(b) = epilogue.bias {
-        bias[..g.c_out].copy_from_slice(b);
+    let band_rows = BAND_PIXELS.div_ceil(g.w.max(1)).max(4 * g.dilation);
+    let image = g.c_in * hw;
+    // SAFETY: AVX-512F is present (asserted above). `run_band` reads `band` and `packed`
+    // inside their bounds and stores every channel and column of rows y0..y0 + rows of the
+    // band's image and nothing else (masked stores), as `store_bands` asks.
+    unsafe {
+        store_bands(g, band_rows, epilogue.bias, PaddedBand::default, |band, (img, y0, rows), bias, out| {
+            band.fill(&x[img * image..(img + 1) * image], g, y0, rows);
+            run_band(band, &packed, bias, g, rows, epilogue.relu, out, hw)
+        })
     }
-    // Not zero-filled: the bands together store every output value (all rows, channels and
-    // columns), and a serial memset of the whole map cost the second thread its share.
+}
+
+/// The frame of the register-blocked forwards: pads `bias` with zeros to whole blocks of
+/// [`OB`], allocates the (n, c_out, h, w) output uninitialised (a serial memset of the whole
+/// map cost the second thread its share), and runs `band(state, (img, y0, rows), bias, out)`
+/// for every band of `band_rows` rows in parallel, `state` one per thread from `init` and
+/// `out` pointing at channel 0 of the band's first output row (channels `hw` apart).
+///
+/// # Safety
+/// `band` must store every value of channels 0..c_out, columns 0..w, rows y0..y0 + rows of
+/// image `img` through `out`, and nothing else; the output is returned as initialised.
+pub(super) unsafe fn store_bands<S>(
+    g: &Geometry,
+    band_rows: usize,
+    bias: Option<&[f32]>,
+    init: impl Fn() -> S + Sync + Send,
+    band: impl Fn(&mut S, (usize, usize, usize), &[f32], *mut f32) + Sync + Send,
+) -> Vec<f32> {
+    let hw = g.hw();
+    let mut padded = vec![0.0f32; g.c_out.div_ceil(OB) * OB];
+    if let Some(b) = bias {
+        padded[..g.c_out].copy_from_slice(b);
+    }
     let len = g.n * g.c_out * hw;
     let mut out: Vec<f32> = Vec::with_capacity(len);
     let out_ptr = OutPtr(out.as_mut_ptr());
-    let band_rows = BAND_PIXELS.div_ceil(g.w.max(1)).max(4 * g.dilation);
-    let image = g.c_in * hw;
-    g.bands(band_rows * g.w).into_par_iter().for_each_init(
-        PaddedBand::default,
-        |band: &mut PaddedBand, (img, y0, rows)| {
-            band.fill(&x[img * image..(img + 1) * image], g, y0, rows);
-            let ptr = out_ptr.get();
-            let first = img * g.c_out * hw + y0 * g.w;
-            let last = first + (g.c_out - 1) * hw + rows * g.w - 1;
-            assert!(last < len, "band reaches {last}, output has {len}");
-            // SAFETY: AVX-512F is present (asserted above). `run_band` reads `band` and
-            // `packed` inside their bounds and writes only rows y0..y0 + rows of image `img`,
-            // channels 0..c_out, columns 0..w (masked stores): inside `out` (checked above) and
-            // disjoint from every other band's rows.
-            unsafe { run_band(band, &packed, &bias, g, rows, epilogue.relu, ptr.add(first), hw) };
-        },
-    );
-    // SAFETY: the bands cover every image and row, and `run_band` stores every channel and
-    // column of its rows, so all `len` values are initialised.
+    g.bands(band_rows * g.w).into_par_iter().for_each_init(init, |state, (img, y0, rows)| {
+        let first = img * g.c_out * hw + y0 * g.w;
+        let last = first + (g.c_out - 1) * hw + rows * g.w - 1;
+        assert!(last < len, "band reaches {last}, output has {len}");
+        // SAFETY: `first` and the band's last value lie inside `out` (checked above); the
+        // bands' rows are disjoint, so no two tasks write the same value.
+        band(state, (img, y0, rows), &padded, unsafe { out_ptr.get().add(first) });
+    });
+    // SAFETY: the bands cover every image and row, and each stores every channel and column
+    // of its rows (the caller's promise), so all `len` values are initialised.
     unsafe { out.set_len(len) };
     out
 }

@@ -17,10 +17,8 @@
 //! count.
 #![allow(unsafe_code)]
 
-use rayon::prelude::*;
-
-use super::conv_cpu::{conv_mode, ConvMode, Epilogue, Geometry, OutPtr};
-use super::conv_direct::{avx512_present, tail_mask, vector_groups, PaddedBand, LANES, OB};
+use super::conv_cpu::{conv_mode, ConvMode, Epilogue, Geometry};
+use super::conv_direct::{avx512_present, store_bands, tail_mask, vector_groups, PaddedBand, LANES, OB};
 
 /// Layers with fewer input or output channels take the direct kernel: measured per shape
 /// (bench/RESULTS.md, "Row Winograd"), 16→16 lost 7–15 % to it, 32→32 tied, 64→64 won
@@ -46,7 +44,7 @@ pub(super) fn enabled() -> bool {
 
 /// The kernel (c_out, c_in, 3, 3) transformed along its rows and regrouped as
 /// `[block][k][c_in][kx][8]` (k = 0..4 the transformed row), zeros past c_out; computed in f64.
-fn pack_weights(weight: &[f32], g: &Geometry) -> Vec<f32> {
+pub(super) fn pack_weights(weight: &[f32], g: &Geometry) -> Vec<f32> {
     let blocks = g.c_out.div_ceil(OB);
     let mut packed = vec![0.0; blocks * 4 * g.c_in * 3 * OB];
     for co in 0..g.c_out {
@@ -164,36 +162,17 @@ pub(super) fn forward(x: &[f32], weight: &[f32], g: &Geometry, epilogue: Epilogu
     let hw = g.hw();
     let d = g.dilation;
     let packed = pack_weights(weight, g);
-    let blocks = g.c_out.div_ceil(OB);
-    let mut bias = vec![0.0f32; blocks * OB];
-    if let Some(b) = epilogue.bias {
-        bias[..g.c_out].copy_from_slice(b);
-    }
-    // Not zero-filled: the bands together store every output value.
-    let len = g.n * g.c_out * hw;
-    let mut out: Vec<f32> = Vec::with_capacity(len);
-    let out_ptr = OutPtr(out.as_mut_ptr());
     // Whole groups of 2·d rows (d pairs), so pairs never straddle two bands.
     let band_rows = BAND_PIXELS.div_ceil(g.w.max(1)).max(4 * d).next_multiple_of(2 * d);
     let image = g.c_in * hw;
-    g.bands(band_rows * g.w).into_par_iter().for_each_init(
-        <[TransformedPair; 2]>::default,
-        |tband, (img, y0, rows)| {
-            let ptr = out_ptr.get();
-            let first = img * g.c_out * hw + y0 * g.w;
-            let last = first + (g.c_out - 1) * hw + rows * g.w - 1;
-            assert!(last < len, "band reaches {last}, output has {len}");
-            // SAFETY: AVX-512F is present (asserted above). `run_band` reads `tband` and
-            // `packed` inside their bounds and writes only rows y0..y0 + rows of image `img`,
-            // channels 0..c_out, columns 0..w (masked stores): inside `out` (checked above) and
-            // disjoint from every other band's rows.
-            unsafe { run_band(&x[img * image..(img + 1) * image], y0, tband, &packed, &bias, g, rows, epilogue.relu, ptr.add(first), hw) };
-        },
-    );
-    // SAFETY: the bands cover every image and row, and `run_band` stores every channel and
-    // column of its rows, so all `len` values are initialised.
-    unsafe { out.set_len(len) };
-    out
+    // SAFETY: AVX-512F is present (asserted above). `run_band` reads its buffers and `packed`
+    // inside their bounds and stores every channel and column of rows y0..y0 + rows of the
+    // band's image and nothing else (masked stores), as `store_bands` asks.
+    unsafe {
+        store_bands(g, band_rows, epilogue.bias, <[TransformedPair; 2]>::default, |t, (img, y0, rows), bias, out| {
+            run_band(&x[img * image..(img + 1) * image], y0, t, &packed, bias, g, rows, epilogue.relu, out, hw)
+        })
+    }
 }
 
 /// What every [`pair_tile`] call of a band shares.
@@ -374,9 +353,29 @@ unsafe fn pair_tile<const R: usize>(inp: *const f32, w: *const f32, bias: *const
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::model::conv_direct::tests::{assert_forward_matches_im2col, assert_same_on_one_thread, random, Case};
+
+    /// The forward's edge cases (n, c_in, c_out, h, w, d), shared with the AVX2 path's test:
+    /// heights that end inside a group of 2·d rows, odd and even; widths across 16 and 48
+    /// lanes; channel counts off the block of 8; dilations up to 8 with images smaller than
+    /// the padding; bands split by BAND_PIXELS; fewer input channels than output blocks
+    /// (empty chunks of the interleaved transform).
+    pub(in crate::model) const FORWARD_CASES: [Case; 12] = [
+        (1, 3, 16, 1, 33, 1),
+        (2, 5, 3, 7, 40, 1),
+        (1, 4, 8, 16, 32, 2),
+        (1, 16, 16, 33, 47, 1),
+        (2, 8, 11, 5, 49, 3),
+        (1, 3, 17, 9, 97, 8),
+        (1, 2, 1, 4, 36, 8),
+        (3, 7, 24, 130, 36, 2),
+        (2, 5, 9, 300, 40, 1),
+        (1, 6, 4, 41, 33, 8),
+        (1, 64, 64, 37, 64, 3),
+        (1, 2, 24, 230, 40, 2),
+    ];
 
     #[test]
     fn matches_the_im2col_path_on_every_edge_case() {
@@ -384,25 +383,7 @@ mod tests {
             eprintln!("no AVX-512F here: the row Winograd path is never taken, nothing to compare");
             return;
         }
-        // Heights that end inside a group of 2·d rows, odd and even; widths across 16 and 48
-        // lanes; channel counts off the block of 8; dilations up to 8 with images smaller than
-        // the padding; bands split by BAND_PIXELS; fewer input channels than output blocks
-        // (empty chunks of the interleaved transform).
-        let cases: [Case; 12] = [
-            (1, 3, 16, 1, 33, 1),
-            (2, 5, 3, 7, 40, 1),
-            (1, 4, 8, 16, 32, 2),
-            (1, 16, 16, 33, 47, 1),
-            (2, 8, 11, 5, 49, 3),
-            (1, 3, 17, 9, 97, 8),
-            (1, 2, 1, 4, 36, 8),
-            (3, 7, 24, 130, 36, 2),
-            (2, 5, 9, 300, 40, 1),
-            (1, 6, 4, 41, 33, 8),
-            (1, 64, 64, 37, 64, 3),
-            (1, 2, 24, 230, 40, 2),
-        ];
-        assert_forward_matches_im2col(forward, &cases, |c_in| 1e-5 * (c_in as f32).sqrt().max(1.0));
+        assert_forward_matches_im2col(forward, &FORWARD_CASES, |c_in| 1e-5 * (c_in as f32).sqrt().max(1.0));
     }
 
     #[test]

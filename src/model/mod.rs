@@ -12,6 +12,7 @@ mod conv_direct_grad;
 mod conv_fused;
 mod conv_winograd;
 mod conv_winograd_rows;
+mod conv_winograd_rows_avx2;
 mod conv_winograd_rows_grad;
 mod csgis;
 mod embedded;
