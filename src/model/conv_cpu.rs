@@ -61,6 +61,13 @@ pub(super) fn conv_mode() -> ConvMode {
     })
 }
 
+/// Whether `CSGIS_CONV_ISA=avx2` asks an AVX-512 machine to take the convolution paths of an
+/// AVX2-only one (read once, beside [`conv_mode`]).
+pub(super) fn avx2_forced() -> bool {
+    static FORCED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FORCED.get_or_init(|| std::env::var("CSGIS_CONV_ISA").is_ok_and(|v| v == "avx2"))
+}
+
 /// `conv2d(x, w, padding = dilation, stride 1, dilation)` for a 3×3 kernel, with autograd.
 ///
 /// On a CPU tensor of f32 or f64 this runs [`Conv3x3`]; anywhere else it is candle's `conv2d`.

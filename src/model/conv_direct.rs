@@ -18,7 +18,7 @@
 
 use rayon::prelude::*;
 
-use super::conv_cpu::{conv_mode, ConvMode, Epilogue, Geometry, OutPtr};
+use super::conv_cpu::{avx2_forced, conv_mode, ConvMode, Epilogue, Geometry, OutPtr};
 
 /// Output channels per register block.
 pub(super) const OB: usize = 8;
@@ -34,7 +34,7 @@ const BAND_PIXELS: usize = 4096;
 /// Narrower images go to the im2col path: a row of w < 32 pixels fills its last vector of 16
 /// lanes only partly, and measured (bench/RESULTS.md, "Direct 3×3 convolution") the im2col
 /// gemm ties or wins at 12² and 24².
-const MIN_WIDTH: usize = 32;
+pub(super) const MIN_WIDTH: usize = 32;
 
 /// Whether [`forward`] should take this convolution: [`direct_enabled`] and rows of at least
 /// `MIN_WIDTH` (32) pixels.
@@ -78,8 +78,7 @@ fn direct_enabled() -> bool {
 /// present and `CSGIS_CONV_ISA` is not `avx2`, which makes an AVX-512 machine take the paths
 /// of an AVX2-only one ([`super::conv_winograd_rows_avx2`], im2col), to test and time them.
 pub(super) fn avx512_kernels() -> bool {
-    static FORCED_AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    avx512_present() && !*FORCED_AVX2.get_or_init(|| std::env::var("CSGIS_CONV_ISA").is_ok_and(|v| v == "avx2"))
+    avx512_present() && !avx2_forced()
 }
 
 pub(super) fn avx512_present() -> bool {
@@ -383,6 +382,30 @@ pub(super) mod tests {
                 assert!(diff < tol(c_in), "case {i} {:?} bias {} relu {relu}: {diff}", cases[i], bias.is_some());
             }
         }
+    }
+
+    /// The kernel gradients' edge cases: widths across 16 and 48 lanes, c_out off the groups
+    /// of output channels, dilations up to 8 with images smaller than the padding, several
+    /// bands per image.
+    pub(in crate::model) const KERNEL_GRAD_CASES: [Case; 9] = [
+        (1, 3, 16, 5, 32, 1),
+        (2, 5, 7, 9, 33, 1),
+        (1, 4, 8, 16, 47, 2),
+        (1, 16, 16, 33, 64, 1),
+        (2, 8, 11, 5, 49, 3),
+        (1, 3, 17, 9, 97, 8),
+        (3, 7, 2, 130, 40, 2),
+        (2, 5, 9, 300, 40, 1),
+        (1, 6, 4, 40, 33, 8),
+    ];
+
+    /// Asserts that `kernel_grad` gives bit-identical results on one thread and on the pool,
+    /// on a shape with several bands per image.
+    pub(in crate::model) fn assert_kernel_grad_same_on_one_thread(kernel_grad: fn(&[f32], &[f32], &Geometry) -> Vec<f32>) {
+        let g = Geometry { n: 2, c_in: 6, c_out: 10, h: 90, w: 50, dilation: 2 };
+        let x = random(g.n * g.c_in * g.hw(), 1);
+        let dy = random(g.n * g.c_out * g.hw(), 2);
+        assert_same_on_one_thread(|| kernel_grad(&x, &dy, &g));
     }
 
     /// Asserts that `kernel_grad` matches the im2col kernel gradient within 1e-5 of the largest

@@ -120,7 +120,7 @@ unsafe fn accumulate<const G: usize>(_: *const f32, _: *const f32, _: &Geometry,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::conv_direct::tests::{assert_kernel_grad_matches_im2col, assert_same_on_one_thread, random, Case};
+    use crate::model::conv_direct::tests::{assert_kernel_grad_matches_im2col, assert_kernel_grad_same_on_one_thread, KERNEL_GRAD_CASES};
 
     #[test]
     fn matches_the_im2col_kernel_gradient_on_every_edge_case() {
@@ -128,20 +128,7 @@ mod tests {
             eprintln!("no AVX-512F here: the direct path is never taken, nothing to compare");
             return;
         }
-        // Widths across 16 and 48 lanes, c_out off the group of 3, dilations up to 8 with
-        // images smaller than the padding, several bands per image.
-        let cases: [Case; 9] = [
-            (1, 3, 16, 5, 32, 1),
-            (2, 5, 7, 9, 33, 1),
-            (1, 4, 8, 16, 47, 2),
-            (1, 16, 16, 33, 64, 1),
-            (2, 8, 11, 5, 49, 3),
-            (1, 3, 17, 9, 97, 8),
-            (3, 7, 2, 130, 40, 2),
-            (2, 5, 9, 300, 40, 1),
-            (1, 6, 4, 40, 33, 8),
-        ];
-        assert_kernel_grad_matches_im2col(kernel_grad, &cases);
+        assert_kernel_grad_matches_im2col(kernel_grad, &KERNEL_GRAD_CASES);
     }
 
     #[test]
@@ -149,9 +136,6 @@ mod tests {
         if !avx512_present() {
             return;
         }
-        let g = Geometry { n: 2, c_in: 6, c_out: 10, h: 90, w: 50, dilation: 2 };
-        let x = random(g.n * g.c_in * g.hw(), 1);
-        let dy = random(g.n * g.c_out * g.hw(), 2);
-        assert_same_on_one_thread(|| kernel_grad(&x, &dy, &g));
+        assert_kernel_grad_same_on_one_thread(kernel_grad);
     }
 }

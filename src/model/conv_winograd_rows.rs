@@ -63,6 +63,12 @@ pub(super) fn pack_weights(weight: &[f32], g: &Geometry) -> Vec<f32> {
     packed
 }
 
+/// The image row that transformed row k of output row pair (y, y + d) reads, y + (k − 1)·d,
+/// or `None` outside the image (zero padding).
+pub(super) fn source_row(g: &Geometry, y: usize, k: usize) -> Option<usize> {
+    (y + k * g.dilation).checked_sub(g.dilation).filter(|&sy| sy < g.h)
+}
+
 /// Output row pair p of a band (band-local): rows y and y + d with y = (p / d) · 2d + p % d.
 pub(super) fn pair_row(p: usize, d: usize) -> usize {
     (p / d) * 2 * d + p % d
@@ -122,16 +128,12 @@ impl TransformedPair {
         };
         for ci in channels {
             let plane = x_img.as_ptr().add(ci * g.hw());
-            // Input row y + (k − 1)·d, or none outside the image.
-            let rows: [Option<*const f32>; 4] = std::array::from_fn(|k| {
-                let sy = (y + k * d).checked_sub(d).filter(|&sy| sy < g.h);
-                sy.map(|sy| plane.add(sy * w))
-            });
+            let rows: [Option<*const f32>; 4] = std::array::from_fn(|k| source_row(g, y, k).map(|sy| plane.add(sy * w)));
             let out: [*mut f32; 4] = std::array::from_fn(|k| dst0.add((k * c_in + ci) * stride));
             let mut i = 0;
             while i < stride {
                 let mask = lane_mask(i);
-                let store: u16 = if stride - i >= LANES { u16::MAX } else { (1u16 << (stride - i)) - 1 };
+                let store = tail_mask(stride - i);
                 // SAFETY: only the lanes of `mask` are read, and they hold columns 0..w of an
                 // image row (the address of the vector's first lane may lie before the row,
                 // hence wrapping arithmetic); the stores stay inside the transformed row.
@@ -175,21 +177,21 @@ pub(super) fn forward(x: &[f32], weight: &[f32], g: &Geometry, epilogue: Epilogu
     }
 }
 
-/// What every [`pair_tile`] call of a band shares.
-struct PairArgs {
+/// What every [`pair_tile`] call of a band shares (and the AVX2 path's).
+pub(super) struct PairArgs {
     /// Values per transformed (k, ci) plane.
-    plane: usize,
-    dilation: usize,
-    c_in: usize,
-    relu: bool,
+    pub(super) plane: usize,
+    pub(super) dilation: usize,
+    pub(super) c_in: usize,
+    pub(super) relu: bool,
     /// Values between two output channels.
-    out_stride: usize,
-    /// Output channels of this block that exist (≤ 8).
-    channels: usize,
+    pub(super) out_stride: usize,
+    /// Output channels of this register block that exist (≤ 8; ≤ 4 on AVX2).
+    pub(super) channels: usize,
     /// Values between output rows y and y + d.
-    second_row: usize,
+    pub(super) second_row: usize,
     /// Whether row y + d exists (is inside the band).
-    store_second: bool,
+    pub(super) store_second: bool,
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -275,7 +277,7 @@ unsafe fn prefetch_rows(x_img: &[f32], g: &Geometry, y: usize, channels: std::op
     const LINE: usize = 16;
     for ci in channels {
         for k in 0..4 {
-            let Some(sy) = (y + k * g.dilation).checked_sub(g.dilation).filter(|&sy| sy < g.h) else { continue };
+            let Some(sy) = source_row(g, y, k) else { continue };
             let row = &x_img[(ci * g.h + sy) * g.w..][..g.w];
             for i in (0..g.w).step_by(LINE) {
                 _mm_prefetch::<_MM_HINT_T0>(row.as_ptr().add(i).cast());

@@ -2,10 +2,9 @@
 //! FMA but no AVX-512F: the same transforms and packed weights, vectors of 8 lanes and 16
 //! registers.
 //!
-//! [`row_products`] keeps 4 output channels × R ≤ 3 vectors of 8 pixels (12 accumulators, 3
-//! input vectors and one broadcast weight: the 16 registers) and, per input channel and tap,
-//! does 12 FMAs for 3 loads and 4 broadcasts. A block of 8 packed output channels is done in two
-//! halves of 4. The input rows of a pair are transformed just before its products, by a loop
+//! [`row_products`] keeps 4 output channels × R ≤ 2 vectors of 8 pixels (8 accumulators, 2
+//! input vectors and one broadcast weight) and, per input channel and tap, does 8 FMAs for 2
+//! loads and 4 broadcasts. A block of 8 packed output channels is done in two halves of 4. The input rows of a pair are transformed just before its products, by a loop
 //! the compiler vectorises. It is the forward only: on such CPUs the kernel gradient stays the
 //! im2col one ([`super::conv_cpu`]).
 //!
@@ -14,8 +13,8 @@
 #![allow(unsafe_code)]
 
 use super::conv_cpu::{conv_mode, ConvMode, Epilogue, Geometry};
-use super::conv_direct::{avx512_kernels, store_bands, PaddedBand, OB};
-use super::conv_winograd_rows::{pack_weights, pair_row, MIN_CHANNELS};
+use super::conv_direct::{avx512_kernels, store_bands, PaddedBand, MIN_WIDTH, OB};
+use super::conv_winograd_rows::{pack_weights, pair_row, source_row, PairArgs, MIN_CHANNELS};
 
 /// f32 lanes per AVX2 vector.
 const LANES: usize = 8;
@@ -27,8 +26,6 @@ const HALF: usize = OB / 2;
 const RMAX: usize = 2;
 /// Output pixels per band (whole row pairs), as the AVX-512 path's.
 const BAND_PIXELS: usize = 8192;
-/// Narrower rows go to im2col, as on AVX-512.
-const MIN_WIDTH: usize = 32;
 
 /// Whether this forward takes the convolution: AVX2 and FMA without the AVX-512 kernels, at
 /// least [`MIN_CHANNELS`] input and output channels, rows of at least 32 px, and `CSGIS_CONV`
@@ -68,7 +65,7 @@ impl PairBuffers {
         self.zeros.resize(w, 0.0);
         for ci in 0..c_in {
             let plane = &x_img[ci * g.hw()..(ci + 1) * g.hw()];
-            let rows: [&[f32]; 4] = std::array::from_fn(|k| match (y + k * d).checked_sub(d).filter(|&sy| sy < g.h) {
+            let rows: [&[f32]; 4] = std::array::from_fn(|k| match source_row(g, y, k) {
                 Some(sy) => &plane[sy * w..(sy + 1) * w],
                 None => &self.zeros[..],
             });
@@ -119,23 +116,6 @@ pub(super) fn forward(x: &[f32], weight: &[f32], g: &Geometry, epilogue: Epilogu
             run_band(&x[img * image..(img + 1) * image], y0, buf, &packed, bias, g, rows, epilogue.relu, out, hw)
         })
     }
-}
-
-/// What every [`pair_tile`] call of a band shares.
-struct PairArgs {
-    /// Values per transformed (k, ci) row.
-    plane: usize,
-    dilation: usize,
-    c_in: usize,
-    relu: bool,
-    /// Values between two output channels.
-    out_stride: usize,
-    /// Output channels of this half block that exist (≤ 4).
-    channels: usize,
-    /// Values between output rows y and y + d.
-    second_row: usize,
-    /// Whether row y + d exists (is inside the band).
-    store_second: bool,
 }
 
 /// Computes one band: `out` points at channel 0 of the band's first output row.
@@ -283,6 +263,6 @@ mod tests {
         let g = Geometry { n: 2, c_in: 6, c_out: 10, h: 90, w: 50, dilation: 2 };
         let x = random(g.n * g.c_in * g.hw(), 1);
         let weight = random(g.c_out * g.c_in * 9, 2);
-        assert_same_on_one_thread(|| forward(&x, &weight, &g, Epilogue { bias: None, relu: false }));
+        assert_same_on_one_thread(|| forward(&x, &weight, &g, Epilogue::NONE));
     }
 }

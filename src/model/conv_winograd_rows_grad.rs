@@ -182,8 +182,8 @@ unsafe fn accumulate<const G: usize>(dyt: *const f32, xt: *const f32, a: &SumArg
     // One flat loop over the band's vectors (nested loops over pairs and vectors made the
     // compiler rotate the accumulators through registers and the stack). The gradient rows
     // are contiguous; the input rows are `stride` apart, so the input offset jumps by
-    // `stride - wv` after a row's last vector. Offsets step by addition: a division by
-    // `vectors` here cost more than the 18 FMAs it fed.
+    // `stride - wv` after a row's last vector. Offsets step by addition, not by a division
+    // by `vectors` per vector.
     let n = a.pairs * a.vectors;
     let row_jump = a.stride - a.wv;
     let (mut x_off, mut v) = (0usize, 0usize);
@@ -225,6 +225,8 @@ unsafe fn accumulate<const G: usize>(dyt: *const f32, xt: *const f32, a: &SumArg
 #[target_feature(enable = "avx512f")]
 unsafe fn accumulate8(dyt: *const f32, xt: *const f32, a: &SumArgs) -> [[f32; 3]; GROUP] {
     use std::arch::x86_64::*;
+    // The loops count down from `pairs` and `vectors` and test after the body.
+    assert!(a.pairs > 0 && a.vectors > 0, "an empty band");
     let mut acc = [0.0f32; 3 * GROUP * LANES];
     let cs = a.co_stride * 4;
     // SAFETY: the caller hands a full group: 8 channels of `pairs * wv` gradient values each,
@@ -350,7 +352,7 @@ unsafe fn accumulate8(dyt: *const f32, xt: *const f32, a: &SumArgs) -> [[f32; 3]
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::conv_direct::tests::{assert_kernel_grad_matches_im2col, assert_same_on_one_thread, random, Case};
+    use crate::model::conv_direct::tests::{assert_kernel_grad_matches_im2col, assert_kernel_grad_same_on_one_thread, KERNEL_GRAD_CASES};
 
     #[test]
     fn matches_the_im2col_kernel_gradient_on_every_edge_case() {
@@ -358,21 +360,10 @@ mod tests {
             eprintln!("no AVX-512F here: the row Winograd path is never taken, nothing to compare");
             return;
         }
-        // Heights that end inside a group of 2·d rows; widths across 16 and 48 lanes; c_out
-        // off the group of 8; dilations up to 8 with images smaller than the padding; several
-        // bands per image.
-        let cases: [Case; 10] = [
-            (1, 3, 16, 5, 32, 1),
-            (2, 5, 7, 9, 33, 1),
-            (1, 4, 8, 16, 47, 2),
-            (1, 16, 16, 33, 64, 1),
-            (2, 8, 11, 5, 49, 3),
-            (1, 3, 17, 9, 97, 8),
-            (3, 7, 2, 130, 40, 2),
-            (2, 5, 9, 300, 40, 1),
-            (1, 6, 4, 41, 33, 8),
-            (2, 32, 24, 37, 64, 3),
-        ];
+        // The direct gradient's cases, a height that ends inside a group of 2·d rows, and
+        // channels across whole groups of 8.
+        let mut cases = KERNEL_GRAD_CASES.to_vec();
+        cases.extend([(1, 6, 4, 41, 33, 8), (2, 32, 24, 37, 64, 3)]);
         assert_kernel_grad_matches_im2col(kernel_grad, &cases);
     }
 
@@ -381,9 +372,6 @@ mod tests {
         if !avx512_present() {
             return;
         }
-        let g = Geometry { n: 2, c_in: 6, c_out: 10, h: 90, w: 50, dilation: 2 };
-        let x = random(g.n * g.c_in * g.hw(), 1);
-        let dy = random(g.n * g.c_out * g.hw(), 2);
-        assert_same_on_one_thread(|| kernel_grad(&x, &dy, &g));
+        assert_kernel_grad_same_on_one_thread(kernel_grad);
     }
 }
